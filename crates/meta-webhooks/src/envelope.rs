@@ -1,0 +1,187 @@
+//! The minimal shape check a signed delivery must pass before it is stored.
+//!
+//! A delivery is stored only if it is a JSON object with a string `object` and an array
+//! `entry`. Everything inside the entries is the decoder's business later: unknown objects,
+//! fields and kinds are stored and acknowledged, never rejected. The check reads the whole
+//! document, so malformed or absurdly nested JSON is refused here rather than at decode time.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+
+/// What the receiver keeps from the envelope: the object type and the number of entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// `page`, `instagram`, `whatsapp_business_account`, `user`, ...
+    pub object: String,
+    /// How many elements `entry` has.
+    pub entries: usize,
+}
+
+/// Why a signed body is not a delivery.
+#[derive(Debug, thiserror::Error)]
+#[error("body is not a webhook delivery: {0}")]
+pub struct EnvelopeError(String);
+
+impl Envelope {
+    /// Checks that `body` is a JSON object with a string `object` and an array `entry`.
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        serde_json::from_slice(body).map_err(|e| EnvelopeError(e.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+/// Counts the elements of `entry` without keeping them.
+struct EntryCount(usize);
+
+impl<'de> Deserialize<'de> for EntryCount {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Count;
+        impl<'de> Visitor<'de> for Count {
+            type Value = EntryCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<EntryCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<Skip>()?.is_some() {
+                    n += 1;
+                }
+                Ok(EntryCount(n))
+            }
+        }
+        deserializer.deserialize_seq(Count)
+    }
+}
+
+/// Reads any JSON value and keeps nothing, like `IgnoredAny`, but through `deserialize_any`
+/// so that serde_json's nesting limit (128) applies: `IgnoredAny` skips values iteratively
+/// and would accept a body nested a million levels deep, which no decoder could read later.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object with a string `object` and an array `entry`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let (mut object, mut entries) = (None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "object" if object.is_none() => object = Some(map.next_value::<String>()?),
+                "entry" if entries.is_none() => entries = Some(map.next_value::<EntryCount>()?.0),
+                _ => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(Envelope {
+            object: object.ok_or_else(|| de::Error::missing_field("object"))?,
+            entries: entries.ok_or_else(|| de::Error::missing_field("entry"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_gives_its_object_and_entry_count() {
+        let e = Envelope::parse(br#"{"entry":[{},{"id":"1"}],"object":"page","x":[1,{"y":2}]}"#);
+        assert_eq!(e.unwrap(), Envelope { object: "page".into(), entries: 2 });
+    }
+
+    #[test]
+    fn unknown_objects_and_empty_entries_are_deliveries() {
+        let e = Envelope::parse(br#"{"object":"permissions","entry":[]}"#).unwrap();
+        assert_eq!((e.object.as_str(), e.entries), ("permissions", 0));
+    }
+
+    #[test]
+    fn escaped_object_names_are_decoded() {
+        let e = Envelope::parse(br#"{"object":"p\u0061ge","entry":[]}"#).unwrap();
+        assert_eq!(e.object, "page");
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        for body in [
+            &br#""#[..],
+            b"null",
+            b"[]",
+            br#"["page",[]]"#,
+            br#"{"object":"page"}"#,
+            br#"{"entry":[]}"#,
+            br#"{"object":1,"entry":[]}"#,
+            br#"{"object":"page","entry":{}}"#,
+            br#"{"object":"page","entry":[]} trailing"#,
+            br#"{"object":"page","entry":[],}"#,
+            b"{\"object\":\"p\xffge\",\"entry\":[]}",
+            br#"{"object":"\ud800","entry":[]}"#,
+        ] {
+            assert!(Envelope::parse(body).is_err(), "accepted {:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let depth = 100_000;
+        let body =
+            format!(r#"{{"object":"page","entry":[{}{}]}}"#, "[".repeat(depth), "]".repeat(depth));
+        assert!(Envelope::parse(body.as_bytes()).is_err());
+    }
+}

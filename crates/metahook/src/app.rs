@@ -1,0 +1,78 @@
+//! The service as a value: open the store, start the inbox, serve until told to stop, then
+//! close everything in order.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DatabaseUrl};
+use crate::http::{self, AppState, Parts};
+use crate::inbox::Inbox;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// How long in-flight requests get to finish after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens (and migrates) the configured store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let DatabaseUrl::Sqlite(path) = config.database.clone();
+    tokio::task::spawn_blocking(move || {
+        Store::open_sqlite(&path).with_context(|| format!("opening store {}", path.display()))
+    })
+    .await?
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight
+/// deliveries be acknowledged, commits what is queued and closes the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if config.app_secrets.is_empty() {
+        tracing::warn!("no app_secrets configured: every POST will be refused with 401");
+    }
+    if config.verify_token.is_none() {
+        tracing::warn!("no verify_token configured: every handshake will be refused with 403");
+    }
+    let store = open_store(&config).await?;
+    let metrics = Metrics::new();
+    let (inbox, writer) =
+        Inbox::start(store.clone(), metrics.clone(), config.inbox_batch_max, config.inbox_queue);
+    let state = AppState::new(Parts {
+        app_secrets: config.app_secrets.clone(),
+        verify_token: config.verify_token.clone(),
+        body_limit: config.body_limit,
+        retry_after_secs: config.retry_after_secs,
+        inbox: inbox.clone(),
+        store: store.clone(),
+        metrics,
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, backend = store.backend(), "serving");
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+    let drained = async {
+        let _ = stopping_rx.await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        () = drained => tracing::warn!("in-flight requests did not finish in time; closing anyway"),
+    }
+
+    inbox.close().await;
+    drop(inbox);
+    tokio::task::spawn_blocking(move || writer.join()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! Layered, typed configuration: defaults, then an optional TOML file, then `METAHOOK_*`
+//! environment variables. Everything is validated here, once; a wrong value stops start-up
+//! with a message naming the key and where the value came from.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use meta_webhooks::Secret;
+use serde::Deserialize;
+
+/// The validated configuration the service runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Where deliveries are stored.
+    pub database: DatabaseUrl,
+    /// The token Meta's handshake must present; with none, every handshake is refused.
+    pub verify_token: Option<Secret>,
+    /// App secrets tried in order; with none, every POST is refused.
+    pub app_secrets: Vec<Secret>,
+    /// Bearer token of the admin API; with none, the admin API answers 404.
+    pub admin_token: Option<Secret>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Most deliveries written in one commit.
+    pub inbox_batch_max: usize,
+    /// Most deliveries waiting for a commit before new requests wait for room.
+    pub inbox_queue: usize,
+    /// Seconds Meta is told to wait (`Retry-After`) when the store cannot take a delivery.
+    pub retry_after_secs: u32,
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file, created if missing.
+    Sqlite(PathBuf),
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid {key} (from {origin}): {message}")]
+    Invalid { key: &'static str, origin: String, message: String },
+}
+
+/// The file layer: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    listen: Option<String>,
+    database_url: Option<String>,
+    verify_token: Option<String>,
+    app_secrets: Option<StringOrList>,
+    admin_token: Option<String>,
+    body_limit: Option<toml::Value>,
+    inbox_batch_max: Option<toml::Value>,
+    inbox_queue: Option<toml::Value>,
+    retry_after_secs: Option<toml::Value>,
+    log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One raw value and where it came from, for error messages.
+struct Raw {
+    value: String,
+    origin: String,
+}
+
+/// Keys, their environment variables and their defaults, in one table.
+const KEYS: &[(&str, &str, Option<&str>)] = &[
+    ("listen", "METAHOOK_LISTEN", Some("0.0.0.0:3000")),
+    ("database_url", "METAHOOK_DATABASE_URL", Some("sqlite://metahook.db")),
+    ("verify_token", "METAHOOK_VERIFY_TOKEN", None),
+    ("app_secrets", "METAHOOK_APP_SECRET", None),
+    ("admin_token", "METAHOOK_ADMIN_TOKEN", None),
+    ("body_limit", "METAHOOK_BODY_LIMIT", Some("4MiB")),
+    ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
+    ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
+    ("retry_after_secs", "METAHOOK_RETRY_AFTER_SECS", Some("5")),
+    ("log", "METAHOOK_LOG", Some("info")),
+];
+
+impl Config {
+    /// Loads the configuration from the optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_layers(file, &env)
+    }
+
+    /// Loads from an explicit environment map (tests use this to stay hermetic).
+    pub fn from_layers(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: HashMap<&'static str, Raw> = HashMap::new();
+        for (key, _, default) in KEYS {
+            if let Some(value) = default {
+                raw.insert(key, Raw { value: value.to_string(), origin: "default".into() });
+            }
+        }
+        if let Some(path) = file {
+            for (key, value) in read_file(path)? {
+                raw.insert(key, Raw { value, origin: format!("{}", path.display()) });
+            }
+        }
+        for (key, var, _) in KEYS {
+            if let Some(value) = env.get(*var) {
+                raw.insert(key, Raw { value: value.clone(), origin: (*var).to_string() });
+            }
+        }
+        Self::validate(raw)
+    }
+
+    fn validate(mut raw: HashMap<&'static str, Raw>) -> Result<Self, ConfigError> {
+        let mut take = |key: &'static str| raw.remove(key).map(|r| (key, r));
+        let listen = parse(take("listen").expect("has a default"), |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|e| format!("{e}: expected host:port, like 0.0.0.0:3000"))
+        })?;
+        let database = parse(take("database_url").expect("has a default"), parse_database_url)?;
+        let verify_token = take("verify_token").map(|r| parse(r, non_empty_secret)).transpose()?;
+        let app_secrets = match take("app_secrets") {
+            Some(r) => parse(r, parse_secret_list)?,
+            None => Vec::new(),
+        };
+        let admin_token = take("admin_token").map(|r| parse(r, non_empty_secret)).transpose()?;
+        let body_limit = parse(take("body_limit").expect("has a default"), parse_size)?;
+        let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
+        let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
+        let retry_after_secs = parse(take("retry_after_secs").expect("has a default"), |v| {
+            v.parse::<u32>().map_err(|e| format!("{e}: expected whole seconds"))
+        })?;
+        let log = parse(take("log").expect("has a default"), |v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map(|_| v.to_owned())
+                .map_err(|e| format!("{e}: expected a filter like info or metahook=debug"))
+        })?;
+        Ok(Self {
+            listen,
+            database,
+            verify_token,
+            app_secrets,
+            admin_token,
+            body_limit,
+            inbox_batch_max,
+            inbox_queue,
+            retry_after_secs,
+            log,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let layer: FileLayer = toml::from_str(&text)
+        .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })?;
+    let scalar = |v: toml::Value| match v {
+        toml::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let secrets = layer.app_secrets.map(|s| match s {
+        StringOrList::One(s) => s,
+        StringOrList::Many(list) => list.join(","),
+    });
+    let values = [
+        ("listen", layer.listen),
+        ("database_url", layer.database_url),
+        ("verify_token", layer.verify_token),
+        ("app_secrets", secrets),
+        ("admin_token", layer.admin_token),
+        ("body_limit", layer.body_limit.map(scalar)),
+        ("inbox_batch_max", layer.inbox_batch_max.map(scalar)),
+        ("inbox_queue", layer.inbox_queue.map(scalar)),
+        ("retry_after_secs", layer.retry_after_secs.map(scalar)),
+        ("log", layer.log),
+    ];
+    Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+}
+
+fn parse<T>(
+    (key, raw): (&'static str, Raw),
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    // Secret values never appear in the message, only what is wrong with them.
+    f(raw.value.trim()).map_err(|message| ConfigError::Invalid { key, origin: raw.origin, message })
+}
+
+fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
+    if let Some(path) = value.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err("an SQLite URL needs a file path, like sqlite://metahook.db".into());
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+    }
+    Err("expected sqlite://PATH".into())
+}
+
+fn non_empty_secret(value: &str) -> Result<Secret, String> {
+    if value.is_empty() { Err("must not be empty".into()) } else { Ok(Secret::new(value)) }
+}
+
+fn parse_secret_list(value: &str) -> Result<Vec<Secret>, String> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .enumerate()
+        .map(|(i, s)| match s.trim() {
+            "" => Err(format!("secret number {} of the comma-separated list is empty", i + 1)),
+            s => Ok(Secret::new(s)),
+        })
+        .collect()
+}
+
+fn positive(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: expected a whole number")),
+    }
+}
+
+/// Parses a byte size: `4194304`, `4MiB`, `512KiB`, `3MB`, `1GiB`.
+fn parse_size(value: &str) -> Result<usize, String> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let number: usize = digits.parse().map_err(|_| format!("{value:?} is not a size like 4MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(n) => Ok(n),
+        None => Err("too large".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_layers(None, &env(&[])).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:3000".parse().unwrap());
+        assert_eq!(c.database, DatabaseUrl::Sqlite("metahook.db".into()));
+        assert_eq!(c.body_limit, 4 << 20);
+        assert!(c.verify_token.is_none() && c.app_secrets.is_empty() && c.admin_token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metahook.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9\"\nbody_limit = 1024\napp_secrets = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let c =
+            Config::from_layers(Some(&path), &env(&[("METAHOOK_LISTEN", "127.0.0.1:10")])).unwrap();
+        assert_eq!(c.listen.port(), 10);
+        assert_eq!(c.body_limit, 1024);
+        assert_eq!(c.app_secrets, vec![Secret::new("a"), Secret::new("b")]);
+    }
+
+    #[test]
+    fn app_secrets_from_the_environment_are_comma_separated() {
+        let c = Config::from_layers(None, &env(&[("METAHOOK_APP_SECRET", "one, two")])).unwrap();
+        assert_eq!(c.app_secrets, vec![Secret::new("one"), Secret::new("two")]);
+        let err =
+            Config::from_layers(None, &env(&[("METAHOOK_APP_SECRET", "one,,two")])).unwrap_err();
+        assert!(err.to_string().contains("app_secrets"), "{err}");
+        assert!(!err.to_string().contains("one"), "secret leaked: {err}");
+    }
+
+    #[test]
+    fn a_wrong_value_names_the_key_and_its_origin() {
+        for (var, key) in [
+            ("METAHOOK_LISTEN", "listen"),
+            ("METAHOOK_DATABASE_URL", "database_url"),
+            ("METAHOOK_BODY_LIMIT", "body_limit"),
+            ("METAHOOK_INBOX_BATCH_MAX", "inbox_batch_max"),
+        ] {
+            let err =
+                Config::from_layers(None, &env(&[(var, "nonsense")])).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metahook.toml");
+        std::fs::write(&path, "app_secret = \"x\"\n").unwrap();
+        let err = Config::from_layers(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("app_secret"), "{err}");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("3MB"), Ok(3_000_000));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(
+            parse_size("0").is_err() && parse_size("4 parsecs").is_err() && parse_size("").is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let c = Config::from_layers(
+            None,
+            &env(&[("METAHOOK_APP_SECRET", "topsecret1"), ("METAHOOK_VERIFY_TOKEN", "topsecret2")]),
+        )
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("topsecret"), "{printed}");
+    }
+}

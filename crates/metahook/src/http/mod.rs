@@ -1,0 +1,106 @@
+//! The HTTP surface: the webhook route Meta calls, and the routes operators read.
+
+mod error;
+mod observe;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use meta_webhooks::{Secret, Verifier};
+
+pub use error::ApiError;
+
+use crate::inbox::Inbox;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::store::Store;
+
+/// Everything a request handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Verifier,
+    verify_token: Option<Secret>,
+    body_limit: usize,
+    retry_after_secs: u32,
+    inbox: Inbox,
+    store: Store,
+    metrics: Metrics,
+}
+
+/// What [`AppState::new`] is built from.
+pub struct Parts {
+    pub app_secrets: Vec<Secret>,
+    pub verify_token: Option<Secret>,
+    pub body_limit: usize,
+    pub retry_after_secs: u32,
+    pub inbox: Inbox,
+    pub store: Store,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        let inner = Inner {
+            verifier: Verifier::new(&parts.app_secrets),
+            verify_token: parts.verify_token,
+            body_limit: parts.body_limit,
+            retry_after_secs: parts.retry_after_secs,
+            inbox: parts.inbox,
+            store: parts.store,
+            metrics: parts.metrics,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+}
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/meta/webhook", get(webhook::handshake).post(webhook::receive))
+        .route("/meta/webhook/status", get(observe::status))
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Counts every request by route template, method and status.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/meta/webhook") => "/meta/webhook",
+        Some("/meta/webhook/status") => "/meta/webhook/status",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        _ => "unmatched",
+    };
+    let method = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "HEAD" => "HEAD",
+        _ => "other",
+    };
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    state.inner.metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
+    tracing::debug!(
+        route,
+        method,
+        status,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

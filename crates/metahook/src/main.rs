@@ -1,0 +1,118 @@
+//! The `metahook` command line. Exit codes: 0 success, 1 failure at run time (the store cannot
+//! be opened, the port cannot be bound, ...), 2 invalid usage or configuration.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use metahook::config::Config;
+use metahook::status::StatusReport;
+use metahook::{app, config};
+
+#[derive(Parser)]
+#[command(name = "metahook", version, about = "A durable gateway for Meta webhooks")]
+struct Cli {
+    /// TOML configuration file; METAHOOK_* environment variables override its values.
+    #[arg(long, global = true, env = "METAHOOK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhook endpoint (listen, database_url, verify_token, app_secrets, body_limit
+    /// come from the configuration).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the status JSON, read from the store (no server needed).
+    Status,
+}
+
+#[allow(clippy::print_stderr, reason = "the command line reports its own failures")]
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("metahook: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = runtime
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(execute(cli.command, config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("metahook: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            app::run(config, listener, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let store = app::open_store(&config).await?;
+            println!("{} store is at the latest schema", store.backend());
+            Ok(())
+        }
+        Command::Status => {
+            let store = app::open_store(&config).await?;
+            let report = StatusReport::gather(&store, true).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+fn init_logging(config: &config::Config) {
+    // The filter was checked when the configuration was validated.
+    let filter = tracing_subscriber::EnvFilter::new(&config.log);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

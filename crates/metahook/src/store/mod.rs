@@ -1,0 +1,135 @@
+//! Durable storage: the inbox of raw deliveries, counters, and (later) events and domain
+//! tables. [`Store`] is a cheap handle; the backend behind it owns the database.
+
+mod sqlite;
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+pub use sqlite::SqliteStore;
+
+/// A verified delivery on its way into the inbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// When the request arrived, unix milliseconds.
+    pub received_at: i64,
+    /// The envelope's `object`.
+    pub object: String,
+    /// Length of the envelope's `entry`.
+    pub entries: usize,
+    /// Position of the app secret that verified it.
+    pub secret_index: usize,
+    /// The raw body, exactly as received and signed.
+    pub body: Bytes,
+}
+
+/// Row id of a stored delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeliveryId(pub i64);
+
+/// Figures read from the store for the status endpoint; they survive restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub deliveries: u64,
+    pub events: u64,
+    pub pending: u64,
+    pub dead: u64,
+    pub received: u64,
+    pub rejected: u64,
+    pub processed: u64,
+    pub errors: u64,
+    /// Arrival of the newest delivery, unix milliseconds.
+    pub last_received_at: Option<i64>,
+}
+
+/// A stored delivery, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    pub id: DeliveryId,
+    pub received_at: i64,
+    pub object: String,
+    pub entries: usize,
+    pub secret_index: usize,
+    pub body: Vec<u8>,
+}
+
+/// A store operation that failed; the cause is kept for the log, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create {path}: {source}")]
+    Create { path: String, source: std::io::Error },
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// The store the service runs on.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the SQLite store at `path`.
+    pub fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self::Sqlite(SqliteStore::open(path)?))
+    }
+
+    /// Name of the backend, as shown in the status.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Appends deliveries and adds `rejected` to the rejection counter in one durable commit.
+    /// Blocking: call from the inbox thread.
+    pub fn append_blocking(
+        &self,
+        batch: &[NewDelivery],
+        rejected: u64,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.append(batch, rejected),
+        }
+    }
+
+    /// Reads the status figures.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.stats(),
+        })
+        .await
+    }
+
+    /// Checks that the store answers and can take a write lock.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.check_writable(),
+        })
+        .await
+    }
+
+    /// Reads deliveries with an id greater than `after`, oldest first.
+    pub async fn deliveries_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.deliveries_after(after, limit),
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Task(e.to_string()))?
+}
