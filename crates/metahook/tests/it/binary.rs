@@ -1,0 +1,167 @@
+//! The built `metahook` binary as a process: killed with SIGKILL under load, stopped with
+//! SIGTERM, and started with a wrong configuration.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{SECRET, db_path, messenger_text, sign, stored_in};
+
+struct Process {
+    child: Child,
+    address: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metahook"));
+    command
+        .env_clear()
+        .env("METAHOOK_DATABASE_URL", format!("sqlite://{}", db_path(dir).display()))
+        .env("METAHOOK_APP_SECRET", SECRET)
+        .env("METAHOOK_VERIFY_TOKEN", "token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+async fn start(dir: &Path) -> Process {
+    let port = free_port();
+    let child = command(dir)
+        .env("METAHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{address}/healthz")).send().await
+            && r.status() == 200
+        {
+            return Process { child, address };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("metahook did not become healthy");
+}
+
+/// Posts unique deliveries from `workers` tasks until stopped; returns the acknowledged ones.
+fn load(
+    address: &str,
+    workers: usize,
+) -> (Arc<Mutex<HashSet<Vec<u8>>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let client = reqwest::Client::new();
+    let tasks = (0..workers)
+        .map(|w| {
+            let (client, acked, url) =
+                (client.clone(), acked.clone(), format!("{address}/meta/webhook"));
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let body = messenger_text(w * 1_000_000 + n);
+                    let request = client
+                        .post(&url)
+                        .header("x-hub-signature-256", sign(SECRET, &body))
+                        .body(body.clone());
+                    match request.send().await {
+                        Ok(r) if r.status() == 200 => {
+                            acked.lock().unwrap().insert(body);
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    (acked, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_delivery_survives_sigkill_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = start(dir.path()).await;
+    let (acked, tasks) = load(&process.address, 32);
+    // Kill once a good number of deliveries are in, while requests are in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 500 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 500, "only {} acknowledged before the kill", acked.len());
+
+    let mut restarted = start(dir.path()).await;
+    let stored: HashSet<Vec<u8>> =
+        stored_in(dir.path()).await.into_iter().map(|d| d.body).collect();
+    let lost: Vec<_> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "{} acknowledged deliveries lost", lost.len());
+    let status: serde_json::Value =
+        reqwest::get(format!("{}/meta/webhook/status", restarted.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(status["store"]["deliveries"], stored.len());
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_acknowledges_in_flight_deliveries_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = start(dir.path()).await;
+    let (acked, tasks) = load(&process.address, 16);
+    while acked.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = process.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = process.child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored: HashSet<Vec<u8>> =
+        stored_in(dir.path()).await.into_iter().map(|d| d.body).collect();
+    let acked = acked.lock().unwrap();
+    assert!(acked.is_subset(&stored));
+}
+
+#[test]
+fn a_wrong_configuration_value_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(dir.path())
+        .env("METAHOOK_BODY_LIMIT", "lots")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("body_limit") && stderr.contains("METAHOOK_BODY_LIMIT"), "{stderr}");
+}
+
+#[test]
+fn migrate_and_status_work_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = command(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrate.status.success());
+    let status = command(dir.path()).arg("status").stdout(Stdio::piped()).output().unwrap();
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["store"]["backend"], "sqlite");
+    assert_eq!(json["store"]["deliveries"], 0);
+}

@@ -1,0 +1,156 @@
+//! `TestApp`: the service running in-process on port 0 with its own SQLite file, plus the
+//! requests tests make against it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use meta_webhooks::Secret;
+use meta_webhooks::signature::sign_sha256;
+use metahook::config::Config;
+use metahook::store::{Store, StoredDelivery};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// How a test wants the app configured; `Default` is the usual signed setup.
+#[derive(Clone)]
+pub struct Options {
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: vec![
+                ("METAHOOK_APP_SECRET", SECRET.to_string()),
+                ("METAHOOK_VERIFY_TOKEN", VERIFY_TOKEN.to_string()),
+            ],
+        }
+    }
+}
+
+impl Options {
+    /// Sets (or replaces) one `METAHOOK_*` variable.
+    pub fn with(mut self, var: &'static str, value: impl Into<String>) -> Self {
+        self.env.retain(|(k, _)| *k != var);
+        self.env.push((var, value.into()));
+        self
+    }
+
+    /// Removes one variable, as if it were never set.
+    pub fn without(mut self, var: &'static str) -> Self {
+        self.env.retain(|(k, _)| *k != var);
+        self
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        Self::spawn_in(tempfile::tempdir().unwrap(), options).await
+    }
+
+    /// Starts the app on the database in `dir` (which may hold one from an earlier run).
+    pub async fn spawn_in(dir: TempDir, options: Options) -> Self {
+        let mut env: HashMap<String, String> =
+            options.env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        env.insert("METAHOOK_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert(
+            "METAHOOK_DATABASE_URL".into(),
+            format!("sqlite://{}", db_path(dir.path()).display()),
+        );
+        let config = Config::from_layers(None, &env).expect("test configuration is valid");
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(metahook::app::run(config, listener, async {
+            let _ = stop.await;
+        }));
+        Self { address, client: reqwest::Client::new(), dir, shutdown, server }
+    }
+
+    /// Stops the app gracefully and hands back its directory for a restart.
+    pub async fn stop(self) -> TempDir {
+        let _ = self.shutdown.send(());
+        self.server.await.expect("server task").expect("server stopped cleanly");
+        self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// POSTs `body` to the webhook signed with the test secret, as Meta would.
+    pub async fn post_signed(&self, body: impl Into<Vec<u8>>) -> reqwest::Response {
+        let body = body.into();
+        let signature = sign(SECRET, &body);
+        self.post_with(body, &[("x-hub-signature-256", &signature)]).await
+    }
+
+    /// POSTs `body` to the webhook with exactly these headers (plus the content type).
+    pub async fn post_with(
+        &self,
+        body: impl Into<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/meta/webhook"))
+            .header("content-type", "application/json")
+            .body(body.into());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("POST")
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        let response = self.get("/meta/webhook/status").await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Every stored delivery, read straight from the database file.
+    pub async fn stored(&self) -> Vec<StoredDelivery> {
+        stored_in(self.dir.path()).await
+    }
+}
+
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("metahook.db")
+}
+
+pub async fn stored_in(dir: &Path) -> Vec<StoredDelivery> {
+    let store = Store::open_sqlite(&db_path(dir)).unwrap();
+    store.deliveries_after(0, usize::MAX >> 1).await.unwrap()
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    sign_sha256(&Secret::new(secret), body)
+}
+
+/// A small Messenger text delivery; `n` makes the text and mid unique.
+pub fn messenger_text(n: usize) -> Vec<u8> {
+    format!(
+        r#"{{"object":"page","entry":[{{"id":"111899832631525","time":1480279487271,"messaging":[{{"sender":{{"id":"1433960459967306"}},"recipient":{{"id":"111899832631525"}},"timestamp":1480279487147,"message":{{"mid":"mid.{n}","text":"hello {n}"}}}}]}}]}}"#
+    )
+    .into_bytes()
+}

@@ -1,0 +1,7 @@
+//! The integration suite: one binary, each test with its own port and database.
+
+mod binary;
+mod fixtures;
+mod helpers;
+mod observe;
+mod webhook;
