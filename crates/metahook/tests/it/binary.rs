@@ -14,6 +14,34 @@ struct Process {
     address: String,
 }
 
+impl Drop for Process {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deliveries acknowledged with 200 so far, and the tasks posting them.
+struct Load {
+    acked: Arc<Mutex<HashSet<Vec<u8>>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Waits for every poster to stop (they stop at the first connection error).
+    async fn finish(self) -> HashSet<Vec<u8>> {
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -37,14 +65,14 @@ async fn start(dir: &Path) -> Process {
         .arg("serve")
         .spawn()
         .unwrap();
-    let address = format!("http://127.0.0.1:{port}");
+    let process = Process { child, address: format!("http://127.0.0.1:{port}") };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{address}/healthz")).send().await
+        if let Ok(r) = client.get(format!("{}/healthz", process.address)).send().await
             && r.status() == 200
         {
-            return Process { child, address };
+            return process;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -52,10 +80,7 @@ async fn start(dir: &Path) -> Process {
 }
 
 /// Posts unique deliveries from `workers` tasks until stopped; returns the acknowledged ones.
-fn load(
-    address: &str,
-    workers: usize,
-) -> (Arc<Mutex<HashSet<Vec<u8>>>>, Vec<tokio::task::JoinHandle<()>>) {
+fn load(address: &str, workers: usize) -> Load {
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let client = reqwest::Client::new();
     let tasks = (0..workers)
@@ -80,32 +105,36 @@ fn load(
             })
         })
         .collect();
-    (acked, tasks)
+    Load { acked, tasks }
+}
+
+/// Waits until `load` has `n` acknowledged deliveries (or 30 s have passed).
+async fn wait_for_acks(load: &Load, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.acked() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stored_bodies(dir: &Path) -> HashSet<Vec<u8>> {
+    stored_in(dir).await.into_iter().map(|d| d.body).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_delivery_survives_sigkill_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = start(dir.path()).await;
-    let (acked, tasks) = load(&process.address, 32);
-    // Kill once a good number of deliveries are in, while requests are in flight.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 500 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    process.child.kill().unwrap();
-    process.child.wait().unwrap();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let process = start(dir.path()).await;
+    let load = load(&process.address, 32);
+    // Killed while requests are in flight, once a good number have been acknowledged.
+    wait_for_acks(&load, 500).await;
+    drop(process);
+    let acked = load.finish().await;
     assert!(acked.len() >= 500, "only {} acknowledged before the kill", acked.len());
 
-    let mut restarted = start(dir.path()).await;
-    let stored: HashSet<Vec<u8>> =
-        stored_in(dir.path()).await.into_iter().map(|d| d.body).collect();
-    let lost: Vec<_> = acked.difference(&stored).collect();
-    assert!(lost.is_empty(), "{} acknowledged deliveries lost", lost.len());
+    let restarted = start(dir.path()).await;
+    let stored = stored_bodies(dir.path()).await;
+    let lost = acked.difference(&stored).count();
+    assert_eq!(lost, 0, "{lost} acknowledged deliveries lost");
     let status: serde_json::Value =
         reqwest::get(format!("{}/meta/webhook/status", restarted.address))
             .await
@@ -114,8 +143,6 @@ async fn every_acknowledged_delivery_survives_sigkill_under_load() {
             .await
             .unwrap();
     assert_eq!(status["store"]["deliveries"], stored.len());
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
 }
 
 #[cfg(unix)]
@@ -123,21 +150,15 @@ async fn every_acknowledged_delivery_survives_sigkill_under_load() {
 async fn sigterm_acknowledges_in_flight_deliveries_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut process = start(dir.path()).await;
-    let (acked, tasks) = load(&process.address, 16);
-    while acked.lock().unwrap().len() < 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let load = load(&process.address, 16);
+    wait_for_acks(&load, 200).await;
     let pid = process.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let exit = process.child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let stored: HashSet<Vec<u8>> =
-        stored_in(dir.path()).await.into_iter().map(|d| d.body).collect();
-    let acked = acked.lock().unwrap();
-    assert!(acked.is_subset(&stored));
+    let acked = load.finish().await;
+    assert!(acked.len() >= 200);
+    assert!(acked.is_subset(&stored_bodies(dir.path()).await));
 }
 
 #[test]
