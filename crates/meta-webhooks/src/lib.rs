@@ -6,9 +6,12 @@
 //! into events with natural keys. The service crate owns sockets, storage and time.
 
 pub mod envelope;
+pub mod event;
 pub mod handshake;
+pub mod payload;
 pub mod signature;
 
 pub use envelope::{Envelope, EnvelopeError};
+pub use event::{DecodeError, Detail, Event, Kind, Platform, Source, split};
 pub use handshake::{Handshake, HandshakeError};
 pub use signature::{Secret, SignatureError, Verifier};
