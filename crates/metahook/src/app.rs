@@ -11,10 +11,26 @@ use crate::config::{Config, DatabaseUrl};
 use crate::http::{self, AppState, Parts};
 use crate::inbox::Inbox;
 use crate::metrics::Metrics;
+use crate::pipeline::{Limits, Pipeline};
 use crate::store::Store;
+use crate::store::work::RetryPolicy;
 
 /// How long in-flight requests get to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an idle pipeline waits before looking for retries that came due.
+const PIPELINE_IDLE: Duration = Duration::from_millis(250);
+
+/// The pipeline as configured.
+pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
+    let policy = RetryPolicy {
+        max_attempts: config.pipeline_max_attempts,
+        base_ms: config.pipeline_retry_base_ms,
+        max_ms: config.pipeline_retry_max_ms,
+    };
+    let limits = Limits { deliveries: config.pipeline_batch, retries: config.pipeline_batch * 4 };
+    Pipeline::new(store.clone(), metrics.clone(), policy, limits)
+}
 
 /// Opens (and migrates) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -40,16 +56,27 @@ pub async fn run(
     }
     let store = open_store(&config).await?;
     let metrics = Metrics::new();
-    let (inbox, writer) =
-        Inbox::start(store.clone(), metrics.clone(), config.inbox_batch_max, config.inbox_queue);
+    let pipeline = pipeline(&config, &store, &metrics);
+    let pipeline_wake = pipeline.waker();
+    let (inbox, writer) = Inbox::start(
+        store.clone(),
+        metrics.clone(),
+        config.inbox_batch_max,
+        config.inbox_queue,
+        pipeline_wake.clone(),
+    );
+    let (stop_pipeline, pipeline_stopping) = tokio::sync::watch::channel(false);
+    let pipeline = tokio::spawn(pipeline.run(pipeline_stopping, PIPELINE_IDLE));
     let state = AppState::new(Parts {
         app_secrets: config.app_secrets.clone(),
         verify_token: config.verify_token.clone(),
         body_limit: config.body_limit,
         retry_after_secs: config.retry_after_secs,
+        admin_token: config.admin_token.clone(),
         inbox: inbox.clone(),
         store: store.clone(),
         metrics,
+        pipeline_wake,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend(), "serving");
@@ -73,6 +100,8 @@ pub async fn run(
     inbox.close().await;
     drop(inbox);
     tokio::task::spawn_blocking(move || writer.join()).await?;
+    let _ = stop_pipeline.send(true);
+    pipeline.await?;
     tracing::info!("stopped");
     Ok(())
 }

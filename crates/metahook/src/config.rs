@@ -32,6 +32,14 @@ pub struct Config {
     pub retry_after_secs: u32,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// Attempts to apply an event before it is dead.
+    pub pipeline_max_attempts: u32,
+    /// First retry delay in milliseconds; doubled after each failure, with jitter.
+    pub pipeline_retry_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub pipeline_retry_max_ms: u64,
+    /// Deliveries split and applied per pipeline step (one commit).
+    pub pipeline_batch: usize,
 }
 
 /// Where the store lives.
@@ -66,6 +74,10 @@ struct FileLayer {
     inbox_queue: Option<toml::Value>,
     retry_after_secs: Option<toml::Value>,
     log: Option<String>,
+    pipeline_max_attempts: Option<toml::Value>,
+    pipeline_retry_base_ms: Option<toml::Value>,
+    pipeline_retry_max_ms: Option<toml::Value>,
+    pipeline_batch: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +105,10 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("retry_after_secs", "METAHOOK_RETRY_AFTER_SECS", Some("5")),
     ("log", "METAHOOK_LOG", Some("info")),
+    ("pipeline_max_attempts", "METAHOOK_PIPELINE_MAX_ATTEMPTS", Some("8")),
+    ("pipeline_retry_base_ms", "METAHOOK_PIPELINE_RETRY_BASE_MS", Some("1000")),
+    ("pipeline_retry_max_ms", "METAHOOK_PIPELINE_RETRY_MAX_MS", Some("900000")),
+    ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("64")),
 ];
 
 impl Config {
@@ -150,6 +166,13 @@ impl Config {
                 .map(|_| v.to_owned())
                 .map_err(|e| format!("{e}: expected a filter like info or metahook=debug"))
         })?;
+        let pipeline_max_attempts =
+            parse(take("pipeline_max_attempts").expect("has a default"), positive)? as u32;
+        let pipeline_retry_base_ms =
+            parse(take("pipeline_retry_base_ms").expect("has a default"), positive)? as u64;
+        let pipeline_retry_max_ms =
+            parse(take("pipeline_retry_max_ms").expect("has a default"), positive)? as u64;
+        let pipeline_batch = parse(take("pipeline_batch").expect("has a default"), positive)?;
         Ok(Self {
             listen,
             database,
@@ -161,6 +184,10 @@ impl Config {
             inbox_queue,
             retry_after_secs,
             log,
+            pipeline_max_attempts,
+            pipeline_retry_base_ms,
+            pipeline_retry_max_ms,
+            pipeline_batch,
         })
     }
 }
@@ -189,6 +216,10 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("inbox_queue", layer.inbox_queue.map(scalar)),
         ("retry_after_secs", layer.retry_after_secs.map(scalar)),
         ("log", layer.log),
+        ("pipeline_max_attempts", layer.pipeline_max_attempts.map(scalar)),
+        ("pipeline_retry_base_ms", layer.pipeline_retry_base_ms.map(scalar)),
+        ("pipeline_retry_max_ms", layer.pipeline_retry_max_ms.map(scalar)),
+        ("pipeline_batch", layer.pipeline_batch.map(scalar)),
     ];
     Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }

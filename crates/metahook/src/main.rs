@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use metahook::config::Config;
+use metahook::pipeline::ReplayFilter;
 use metahook::status::StatusReport;
 use metahook::{app, config};
 
@@ -31,6 +32,26 @@ enum Command {
     Migrate,
     /// Print the status JSON, read from the store (no server needed).
     Status,
+    /// Put events back in the queue to be applied again (safe: applying is idempotent).
+    /// With no filter, replays every dead event. A running `serve` picks them up.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Only this event id.
+    #[arg(long)]
+    id: Option<i64>,
+    /// Only events in this status: dead, error, processed or pending (default: dead, unless
+    /// --id is given).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only events of this kind (message, whatsapp_status, ...).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events of this platform (facebook, instagram, whatsapp, ...).
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[allow(clippy::print_stderr, reason = "the command line reports its own failures")]
@@ -52,7 +73,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("metahook: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -70,6 +95,19 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{} store is at the latest schema", store.backend());
             Ok(())
         }
+        Command::Replay(args) => {
+            let status = match (&args.status, args.id) {
+                (None, None) => Some("dead".to_owned()),
+                (status, _) => status.clone(),
+            };
+            let filter =
+                ReplayFilter { id: args.id, status, kind: args.kind, platform: args.platform };
+            filter.validate().map_err(|e| UsageError(format!("--status: {e}")))?;
+            let store = app::open_store(&config).await?;
+            let n = store.replay(filter).await?;
+            println!("{n} events queued for replay");
+            Ok(())
+        }
         Command::Status => {
             let store = app::open_store(&config).await?;
             let report = StatusReport::gather(&store, true).await?;
@@ -78,6 +116,11 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
 }
+
+/// A command-line argument that cannot be used (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
 
 /// Completes on SIGTERM or ctrl-c.
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -21,6 +22,14 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub platform: &'static str,
+    pub kind: &'static str,
+    /// `processed`, `duplicate`, `error` or `dead`.
+    pub outcome: &'static str,
+}
+
 /// Handles to the metrics; cloning shares them.
 #[derive(Clone)]
 pub struct Metrics {
@@ -34,6 +43,12 @@ pub struct Metrics {
     pub commit_duration: Histogram,
     pub commit_failures: Counter,
     pub ack_latency: Histogram,
+    pub events: Family<EventLabels, Counter>,
+    pub duplicates: Counter,
+    pub pipeline_retries: Counter,
+    pub dead_events: Counter,
+    pub processing_duration: Histogram,
+    pub pipeline_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -94,8 +109,46 @@ impl Metrics {
             "Time from request headers to the 200 of an accepted delivery",
             ack_latency.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("events", "Events by platform, kind and outcome", events.clone());
+        let duplicates = Counter::default();
+        registry.register(
+            "event_duplicates",
+            "Events already stored under the same key: counted, not applied again",
+            duplicates.clone(),
+        );
+        let pipeline_retries = Counter::default();
+        registry.register(
+            "event_retries",
+            "Attempts after the first to apply an event",
+            pipeline_retries.clone(),
+        );
+        let dead_events = Counter::default();
+        registry.register(
+            "dead_events",
+            "Events parked as dead after their last attempt",
+            dead_events.clone(),
+        );
+        let processing_duration = Histogram::new(latency_buckets());
+        registry.register(
+            "event_processing_duration_seconds",
+            "Time to apply one event to the domain tables",
+            processing_duration.clone(),
+        );
+        let pipeline_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "pipeline_lag_seconds",
+            "Now minus the arrival of the oldest delivery with work still pending",
+            pipeline_lag.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            events,
+            duplicates,
+            pipeline_retries,
+            dead_events,
+            processing_duration,
+            pipeline_lag,
             requests,
             deliveries_accepted,
             signature_rejections,

@@ -1,5 +1,6 @@
 //! The HTTP surface: the webhook route Meta calls, and the routes operators read.
 
+mod admin;
 mod error;
 mod observe;
 mod webhook;
@@ -13,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use meta_webhooks::{Secret, Verifier};
+use tokio::sync::Notify;
 
 pub use error::ApiError;
 
@@ -31,9 +33,11 @@ struct Inner {
     verify_token: Option<Secret>,
     body_limit: usize,
     retry_after_secs: u32,
+    admin_token: Option<Secret>,
     inbox: Inbox,
     store: Store,
     metrics: Metrics,
+    pipeline_wake: Arc<Notify>,
 }
 
 /// What [`AppState::new`] is built from.
@@ -42,9 +46,12 @@ pub struct Parts {
     pub verify_token: Option<Secret>,
     pub body_limit: usize,
     pub retry_after_secs: u32,
+    pub admin_token: Option<Secret>,
     pub inbox: Inbox,
     pub store: Store,
     pub metrics: Metrics,
+    /// Woken when replayed events are due.
+    pub pipeline_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -54,9 +61,11 @@ impl AppState {
             verify_token: parts.verify_token,
             body_limit: parts.body_limit,
             retry_after_secs: parts.retry_after_secs,
+            admin_token: parts.admin_token,
             inbox: parts.inbox,
             store: parts.store,
             metrics: parts.metrics,
+            pipeline_wake: parts.pipeline_wake,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -70,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/metrics", get(observe::metrics))
+        .nest("/api", admin::router(state.clone()))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
@@ -83,6 +93,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some(path) if path.starts_with("/api/") => "/api",
         _ => "unmatched",
     };
     let method = match request.method().as_str() {

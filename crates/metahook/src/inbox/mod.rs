@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, Store};
@@ -58,13 +58,20 @@ struct Shared {
 
 impl Inbox {
     /// Starts the writer thread on `store`.
-    pub fn start(store: Store, metrics: Metrics, batch_max: usize, queue: usize) -> (Self, Writer) {
+    /// `committed` is notified after every commit that stored deliveries.
+    pub fn start(
+        store: Store,
+        metrics: Metrics,
+        batch_max: usize,
+        queue: usize,
+        committed: Arc<Notify>,
+    ) -> (Self, Writer) {
         let (tx, rx) = mpsc::channel(queue);
         let shared = Arc::new(Shared {
             unflushed_rejections: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
         });
-        let state = WriterState { store, metrics, shared: shared.clone(), batch_max };
+        let state = WriterState { store, metrics, shared: shared.clone(), batch_max, committed };
         let thread = std::thread::Builder::new()
             .name("metahook-inbox".into())
             .spawn(move || state.run(rx))
@@ -129,6 +136,7 @@ struct WriterState {
     metrics: Metrics,
     shared: Arc<Shared>,
     batch_max: usize,
+    committed: Arc<Notify>,
 }
 
 impl WriterState {
@@ -173,6 +181,7 @@ impl WriterState {
                 self.shared.healthy.store(true, Ordering::Relaxed);
                 if !batch.is_empty() {
                     self.metrics.commit_batch_size.observe(batch.len() as f64);
+                    self.committed.notify_one();
                 }
                 for (waiter, id) in waiters.drain(..).zip(ids) {
                     // The requester may have gone away; the delivery is stored all the same.

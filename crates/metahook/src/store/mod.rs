@@ -2,6 +2,7 @@
 //! tables. [`Store`] is a cheap handle; the backend behind it owns the database.
 
 mod sqlite;
+pub mod work;
 
 use std::path::Path;
 
@@ -39,6 +40,7 @@ pub struct StoreStats {
     pub rejected: u64,
     pub processed: u64,
     pub errors: u64,
+    pub duplicates: u64,
     /// Arrival of the newest delivery, unix milliseconds.
     pub last_received_at: Option<i64>,
 }
@@ -63,6 +65,24 @@ pub enum StoreError {
     Create { path: String, source: std::io::Error },
     #[error("store task failed: {0}")]
     Task(String),
+    #[error("no such list: {0}")]
+    Unknown(String),
+}
+
+/// A page request for an admin list: items after the cursor, up to `limit`, matching every
+/// filter (parameter name to exact value; names the list does not know are ignored).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub after: i64,
+    pub limit: usize,
+    pub filters: std::collections::HashMap<String, String>,
+}
+
+/// One page of a list, and the cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<serde_json::Value>,
+    pub next_cursor: Option<i64>,
 }
 
 /// The store the service runs on.
@@ -128,7 +148,66 @@ impl Store {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Pipeline work. These block: the pipeline calls them from its own blocking step.
+impl Store {
+    pub fn unsplit(&self, limit: usize) -> Result<Vec<work::UnsplitDelivery>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.unsplit(limit),
+        }
+    }
+
+    pub fn due_events(&self, now: i64, limit: usize) -> Result<Vec<work::DueEvent>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.due_events(now, limit),
+        }
+    }
+
+    pub fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.delivery_body(id),
+        }
+    }
+
+    pub fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.oldest_pending(),
+        }
+    }
+
+    pub fn record(
+        &self,
+        batch: &work::Batch,
+        policy: work::RetryPolicy,
+        now: i64,
+        random: &mut dyn FnMut() -> u64,
+    ) -> Result<Vec<work::Applied>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.record(batch, policy, now, random),
+        }
+    }
+}
+
+impl Store {
+    /// One page of the admin list named `resource` (`messages`, `events`, ...).
+    pub async fn list(&self, resource: &'static str, query: ListQuery) -> Result<Page, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.list(resource, &query),
+        })
+        .await
+    }
+
+    /// Makes the selected events due again; returns how many.
+    pub async fn replay(&self, filter: crate::pipeline::ReplayFilter) -> Result<usize, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.replay(&filter, crate::clock::now_ms()),
+        })
+        .await
+    }
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Task(e.to_string()))?

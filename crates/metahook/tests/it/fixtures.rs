@@ -25,7 +25,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
 
 /// Four fixtures are fragments (a change object or a bare value) rather than whole
 /// deliveries; these wrap them, byte for byte, in the envelope Meta would send them in.
-fn as_delivery(name: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+pub fn as_delivery(name: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(bytes).unwrap();
     let wrapped = match &name[..2] {
         "28" | "32" => {

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// How a test wants the app configured; `Default` is the usual signed setup.
 #[derive(Clone)]
@@ -27,6 +28,8 @@ impl Default for Options {
             env: vec![
                 ("METAHOOK_APP_SECRET", SECRET.to_string()),
                 ("METAHOOK_VERIFY_TOKEN", VERIFY_TOKEN.to_string()),
+                ("METAHOOK_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+                ("METAHOOK_PIPELINE_RETRY_BASE_MS", "20".to_string()),
             ],
         }
     }
@@ -80,7 +83,10 @@ impl TestApp {
         let server = tokio::spawn(metahook::app::run(config, listener, async {
             let _ = stop.await;
         }));
-        Self { address, client: reqwest::Client::new(), dir, shutdown, server }
+        let app = Self { address, client: reqwest::Client::new(), dir, shutdown, server };
+        // Requests wait in the listen queue until the store is open and the router serves.
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        app
     }
 
     /// Stops the app gracefully and hands back its directory for a restart.
@@ -126,6 +132,34 @@ impl TestApp {
         let response = self.get("/meta/webhook/status").await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
+    }
+
+    /// GETs an admin API path with the admin token and returns the JSON body.
+    pub async fn admin(&self, path: &str) -> serde_json::Value {
+        let response =
+            self.client.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
+    /// The items of an admin list (first page, up to 1000).
+    pub async fn items(&self, path: &str) -> Vec<serde_json::Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let page = self.admin(&format!("{path}{sep}limit=1000")).await;
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the pipeline has no work left (`store.pending` is 0), or panics after 20 s.
+    pub async fn settle(&self) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let status = self.status().await;
+            if status["store"]["pending"] == 0 {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "pipeline did not settle: {status}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Every stored delivery, read straight from the database file.

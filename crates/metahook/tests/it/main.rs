@@ -4,4 +4,7 @@ mod binary;
 mod fixtures;
 mod helpers;
 mod observe;
+mod order;
+mod payloads;
+mod pipeline;
 mod webhook;

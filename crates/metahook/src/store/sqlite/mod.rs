@@ -6,10 +6,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod facts;
+mod pipeline;
+mod queries;
+
 use super::{DeliveryId, NewDelivery, StoreError, StoreStats, StoredDelivery};
 
 /// Migrations in order; the position plus one is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_inbox.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_inbox.sql"),
+    include_str!("../migrations/sqlite/0002_pipeline.sql"),
+];
 
 /// Handle to one SQLite database file.
 #[derive(Clone)]
@@ -91,15 +98,24 @@ impl SqliteStore {
             tx.query_row("SELECT count(*) FROM deliveries WHERE split_at IS NULL", [], |r| {
                 r.get(0)
             })?;
+        let (events, waiting, dead): (i64, i64, i64) = tx.query_row(
+            "SELECT count(*),
+                    coalesce(sum(status IN ('pending', 'error')), 0),
+                    coalesce(sum(status = 'dead'), 0)
+             FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let stats = StoreStats {
             deliveries: deliveries as u64,
-            events: 0,
-            pending: unsplit as u64,
-            dead: 0,
+            events: events as u64,
+            pending: (unsplit + waiting) as u64,
+            dead: dead as u64,
             received: counter("received")?,
             rejected: counter("rejected")?,
             processed: counter("processed")?,
             errors: counter("errors")?,
+            duplicates: counter("duplicates")?,
             last_received_at: last,
         };
         tx.finish()?;

@@ -1,0 +1,219 @@
+//! Workers that turn stored deliveries into applied events.
+//!
+//! One [`Pipeline::step`] reads deliveries not yet split and events due for another attempt,
+//! decodes and plans them outside any lock, then records the whole batch in one commit: each
+//! new event is inserted once per natural key (a duplicate is counted, not applied), and
+//! each event is applied in its own savepoint, so a failing one is retried with exponential
+//! backoff and jitter while the others are applied. After `max_attempts` it is dead until
+//! replayed. Applying is idempotent, so replaying is always safe.
+
+mod replay;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meta_webhooks::event::{Event, split};
+use tokio::sync::{Notify, watch};
+
+pub use replay::ReplayFilter;
+
+use crate::clock;
+use crate::domain;
+use crate::metrics::{EventLabels, Metrics};
+use crate::store::work::{Applied, Batch, Outcome, Planned, RetryPolicy};
+use crate::store::{DeliveryId, Store, StoreError};
+
+/// How much one step takes on.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deliveries split per step.
+    pub deliveries: usize,
+    /// Failed events retried per step.
+    pub retries: usize,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub deliveries: usize,
+    pub processed: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub dead: usize,
+}
+
+impl StepReport {
+    /// Whether the step found anything to do.
+    pub fn is_idle(&self) -> bool {
+        self.deliveries == 0 && self.processed == 0 && self.failed == 0 && self.duplicates == 0
+    }
+}
+
+/// The pipeline over one store.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Store,
+    metrics: Metrics,
+    policy: RetryPolicy,
+    limits: Limits,
+    /// Poked by the inbox after each commit, so that new work is picked up at once.
+    wake: Arc<Notify>,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, metrics: Metrics, policy: RetryPolicy, limits: Limits) -> Self {
+        Self { store, metrics, policy, limits, wake: Arc::new(Notify::new()) }
+    }
+
+    /// A handle that wakes the workers when new deliveries are stored.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Splits, plans and applies what is due now. Blocking; tests call it to drain the store
+    /// deterministically.
+    pub fn step(&self) -> Result<StepReport, StoreError> {
+        let now = clock::now_ms();
+        let mut batch = Batch::default();
+        for delivery in self.store.unsplit(self.limits.deliveries)? {
+            batch.split.push((delivery.id, plan_delivery(delivery.id, &delivery.body)));
+        }
+        self.plan_retries(now, &mut batch)?;
+        if batch.split.is_empty() && batch.retries.is_empty() && batch.lost.is_empty() {
+            self.observe_lag(now)?;
+            return Ok(StepReport::default());
+        }
+        let random_state = RandomState::new();
+        let mut counter = 0u64;
+        let mut random = || {
+            counter += 1;
+            random_state.hash_one(counter)
+        };
+        let applied = self.store.record(&batch, self.policy, now, &mut random)?;
+        self.metrics.pipeline_retries.inc_by(batch.retries.len() as u64);
+        let report = self.observe(&applied, batch.split.len());
+        self.observe_lag(clock::now_ms())?;
+        Ok(report)
+    }
+
+    /// Runs steps until `shutdown` turns true: at once while there is work, otherwise when
+    /// woken or after `idle` (retries come due with time).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, idle: Duration) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let this = self.clone();
+            let outcome = tokio::task::spawn_blocking(move || this.step()).await;
+            let busy = match outcome {
+                Ok(Ok(report)) => !report.is_idle(),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "pipeline step failed; retrying");
+                    false
+                }
+                Err(error) => {
+                    tracing::error!(%error, "pipeline step panicked");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("pipeline stopped");
+    }
+
+    fn plan_retries(&self, now: i64, batch: &mut Batch) -> Result<(), StoreError> {
+        let due = self.store.due_events(now, self.limits.retries)?;
+        let mut bodies: HashMap<DeliveryId, Vec<Event>> = HashMap::new();
+        for event in due {
+            let events = match bodies.entry(event.delivery_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let body = self.store.delivery_body(event.delivery_id)?.unwrap_or_default();
+                    e.insert(split(&body).unwrap_or_default())
+                }
+            };
+            let found =
+                events.iter().find(|e| e.key == event.key && e.platform.as_str() == event.platform);
+            match found {
+                Some(e) => {
+                    let planned = Planned { facts: domain::plan(e), event: e.clone() };
+                    batch.retries.push((event.id, event.attempts, planned));
+                }
+                None => batch.lost.push((event.id, event.attempts)),
+            }
+        }
+        Ok(())
+    }
+
+    fn observe(&self, applied: &[Applied], deliveries: usize) -> StepReport {
+        let mut report = StepReport { deliveries, ..StepReport::default() };
+        for a in applied {
+            let outcome = match a.outcome {
+                Outcome::Processed => {
+                    report.processed += 1;
+                    self.metrics.processing_duration.observe(a.seconds);
+                    "processed"
+                }
+                Outcome::Duplicate => {
+                    report.duplicates += 1;
+                    self.metrics.duplicates.inc();
+                    "duplicate"
+                }
+                Outcome::Failed { dead } => {
+                    report.failed += 1;
+                    if dead {
+                        report.dead += 1;
+                        self.metrics.dead_events.inc();
+                        tracing::error!(platform = %a.platform, kind = a.kind, "event is dead after its last attempt");
+                    } else {
+                        tracing::warn!(platform = %a.platform, kind = a.kind, "event failed; will retry");
+                    }
+                    if dead { "dead" } else { "error" }
+                }
+            };
+            let labels =
+                EventLabels { platform: bounded_platform(&a.platform), kind: a.kind, outcome };
+            self.metrics.events.get_or_create(&labels).inc();
+        }
+        report
+    }
+
+    fn observe_lag(&self, now: i64) -> Result<(), StoreError> {
+        let lag = self.store.oldest_pending()?.map(|t| (now - t).max(0)).unwrap_or(0);
+        self.metrics.pipeline_lag.set(lag as f64 / 1000.0);
+        Ok(())
+    }
+}
+
+/// Splits one delivery and plans its events. A body that no longer splits (it was checked
+/// before it was stored, so this means a decoder change) yields no events and is logged.
+fn plan_delivery(id: DeliveryId, body: &[u8]) -> Vec<Planned> {
+    match split(body) {
+        Ok(events) => {
+            events.into_iter().map(|event| Planned { facts: domain::plan(&event), event }).collect()
+        }
+        Err(error) => {
+            tracing::error!(delivery = id.0, %error, "stored delivery does not decode");
+            Vec::new()
+        }
+    }
+}
+
+/// Platform label with a bounded set of values.
+fn bounded_platform(platform: &str) -> &'static str {
+    match platform {
+        "facebook" => "facebook",
+        "instagram" => "instagram",
+        "whatsapp" => "whatsapp",
+        _ => "other",
+    }
+}

@@ -1,0 +1,166 @@
+-- Events split from deliveries, once per natural key, and the log of every application.
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    delivery_id     INTEGER NOT NULL REFERENCES deliveries (id),
+    platform        TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    key             TEXT    NOT NULL,
+    account_id      TEXT,
+    user_id         TEXT,
+    occurred_at     INTEGER,                 -- unix milliseconds
+    test            INTEGER NOT NULL,        -- 1 for Meta dashboard test payloads
+    payload         TEXT    NOT NULL,        -- the event's own JSON
+    status          TEXT    NOT NULL,        -- pending, processed, error, dead
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    error           TEXT,
+    next_attempt_at INTEGER NOT NULL,        -- unix milliseconds
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (platform, key)
+);
+
+CREATE INDEX events_due ON events (next_attempt_at) WHERE status IN ('pending', 'error');
+CREATE INDEX events_by_status ON events (status, id);
+CREATE INDEX events_by_delivery ON events (delivery_id);
+
+CREATE TABLE event_log (
+    id          INTEGER PRIMARY KEY,
+    event_id    INTEGER NOT NULL REFERENCES events (id),
+    platform    TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    status      TEXT    NOT NULL,            -- processed, error, dead
+    duration_ms REAL    NOT NULL,
+    error       TEXT,
+    at          INTEGER NOT NULL
+);
+
+CREATE INDEX event_log_by_event ON event_log (event_id);
+
+INSERT INTO counters (name, value) VALUES ('duplicates', 0), ('retries', 0);
+
+-- Domain tables: every one is written by order-insensitive merges (see src/domain). They keep
+-- their rowid: the admin API pages through them by it.
+
+CREATE TABLE messages (
+    platform     TEXT    NOT NULL,
+    mid          TEXT    NOT NULL,
+    account_id   TEXT,
+    user_id      TEXT,
+    direction    TEXT,                       -- in, out
+    text         TEXT,
+    attachments  TEXT,                       -- JSON
+    status_rank  INTEGER NOT NULL DEFAULT 0, -- see domain::MessageStatus
+    sent_at      INTEGER,
+    updated_at   INTEGER,
+    error        TEXT,                       -- JSON of the failure, kept once set
+    edit_count   INTEGER NOT NULL DEFAULT 0,
+    edit_text    TEXT,
+    edit_at      INTEGER,
+    deleted      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (platform, mid)
+);
+
+CREATE INDEX messages_by_conversation ON messages (platform, account_id, user_id, sent_at);
+
+CREATE TABLE conversations (
+    platform            TEXT NOT NULL,
+    account_id          TEXT NOT NULL,
+    user_id             TEXT NOT NULL,
+    delivered_watermark INTEGER,
+    read_watermark      INTEGER,
+    last_inbound_at     INTEGER,
+    PRIMARY KEY (platform, account_id, user_id)
+);
+
+CREATE TABLE reactions (
+    platform   TEXT    NOT NULL,
+    mid        TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    action     TEXT    NOT NULL,             -- react, unreact
+    reaction   TEXT,
+    emoji      TEXT,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (platform, mid, user_id)
+);
+
+CREATE TABLE comments (
+    platform     TEXT NOT NULL,
+    comment_id   TEXT NOT NULL,
+    account_id   TEXT,
+    kind         TEXT NOT NULL,              -- comment, live_comment
+    media_id     TEXT,
+    media_type   TEXT,
+    parent_id    TEXT,
+    user_id      TEXT,
+    username     TEXT,
+    text         TEXT,
+    occurred_at  INTEGER,
+    PRIMARY KEY (platform, comment_id)
+);
+
+CREATE TABLE mentions (
+    platform    TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    media_id    TEXT NOT NULL,
+    comment_id  TEXT NOT NULL,               -- empty for a caption mention
+    occurred_at INTEGER,
+    PRIMARY KEY (platform, account_id, media_id, comment_id)
+);
+
+CREATE TABLE story_insights (
+    account_id   TEXT    NOT NULL,
+    media_id     TEXT    NOT NULL,
+    exits        INTEGER,
+    replies      INTEGER,
+    reach        INTEGER,
+    taps_forward INTEGER,
+    taps_back    INTEGER,
+    impressions  INTEGER,
+    occurred_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, media_id)
+);
+
+CREATE TABLE story_insights_history (
+    event_key    TEXT    PRIMARY KEY,
+    account_id   TEXT    NOT NULL,
+    media_id     TEXT    NOT NULL,
+    exits        INTEGER,
+    replies      INTEGER,
+    reach        INTEGER,
+    taps_forward INTEGER,
+    taps_back    INTEGER,
+    impressions  INTEGER,
+    occurred_at  INTEGER NOT NULL
+);
+
+CREATE TABLE feed (
+    platform     TEXT NOT NULL,
+    account_id   TEXT NOT NULL,
+    item         TEXT NOT NULL,              -- status, comment, reaction, ...
+    item_id      TEXT NOT NULL,              -- comment id, else post id
+    verb         TEXT NOT NULL,
+    author_id    TEXT NOT NULL,              -- empty when unknown
+    post_id      TEXT,
+    comment_id   TEXT,
+    parent_id    TEXT,
+    author_name  TEXT,
+    message      TEXT,
+    reaction_type TEXT,
+    created_time INTEGER NOT NULL,
+    PRIMARY KEY (platform, account_id, item, item_id, verb, author_id)
+);
+
+CREATE TABLE optins (
+    platform    TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    user_key    TEXT NOT NULL,               -- PSID, else the checkbox user_ref
+    optin_type  TEXT NOT NULL,               -- empty for plain plugin opt-ins
+    state       TEXT NOT NULL,               -- subscribed, stopped
+    ref         TEXT,
+    payload     TEXT,
+    title       TEXT,
+    token       TEXT,
+    token_expires_at INTEGER,
+    occurred_at INTEGER NOT NULL,
+    PRIMARY KEY (platform, account_id, user_key, optin_type)
+);

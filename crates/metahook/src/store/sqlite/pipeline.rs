@@ -1,0 +1,297 @@
+//! Pipeline work on SQLite: reading what is due, and recording a batch in one commit in
+//! which every event is applied inside its own savepoint, so that one failing event rolls
+//! back only its own changes.
+
+use std::time::Instant;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{SqliteStore, facts, lock};
+use crate::store::work::{
+    Applied, Batch, DueEvent, Outcome, Planned, RetryPolicy, UnsplitDelivery,
+};
+use crate::store::{DeliveryId, StoreError};
+
+impl SqliteStore {
+    pub(crate) fn unsplit(&self, limit: usize) -> Result<Vec<UnsplitDelivery>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, received_at, body FROM deliveries WHERE split_at IS NULL ORDER BY id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(UnsplitDelivery {
+                id: DeliveryId(r.get(0)?),
+                received_at: r.get(1)?,
+                body: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn due_events(&self, now: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, delivery_id, platform, key, attempts FROM events
+             WHERE status IN ('pending', 'error') AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| {
+            Ok(DueEvent {
+                id: r.get(0)?,
+                delivery_id: DeliveryId(r.get(1)?),
+                platform: r.get(2)?,
+                key: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = lock(&self.reader);
+        let body = conn
+            .prepare_cached("SELECT body FROM deliveries WHERE id = ?1")?
+            .query_row([id.0], |r| r.get(0))
+            .optional()?;
+        Ok(body)
+    }
+
+    /// Arrival of the oldest delivery not yet split, or of the delivery of the oldest event
+    /// still waiting to be applied.
+    pub(crate) fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
+        let conn = lock(&self.reader);
+        let oldest = conn.query_row(
+            "SELECT min(t) FROM (
+                 SELECT min(received_at) AS t FROM deliveries WHERE split_at IS NULL
+                 UNION ALL
+                 SELECT min(d.received_at) FROM events e JOIN deliveries d ON d.id = e.delivery_id
+                 WHERE e.status IN ('pending', 'error'))",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(oldest)
+    }
+
+    pub(crate) fn record(
+        &self,
+        batch: &Batch,
+        policy: RetryPolicy,
+        now: i64,
+        random: &mut dyn FnMut() -> u64,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let mut conn = lock(&self.writer);
+        let mut tx = conn.transaction()?;
+        let mut report = Vec::new();
+        let mut recorder = Recorder { tx: &mut tx, policy, now, random };
+        for (delivery, events) in &batch.split {
+            for planned in events {
+                report.push(recorder.insert_and_apply(*delivery, planned)?);
+            }
+            recorder
+                .tx
+                .prepare_cached("UPDATE deliveries SET split_at = ?2 WHERE id = ?1")?
+                .execute(params![delivery.0, now])?;
+        }
+        for (id, attempts, planned) in &batch.retries {
+            report.push(recorder.apply(*id, *attempts, planned)?);
+        }
+        for (id, attempts) in &batch.lost {
+            recorder.fail(
+                *id,
+                *attempts,
+                policy.max_attempts,
+                "event no longer found in its delivery",
+            )?;
+        }
+        bump_counters(&tx, &report, batch.retries.len())?;
+        tx.commit()?;
+        Ok(report)
+    }
+}
+
+struct Recorder<'a, 't> {
+    tx: &'a mut Transaction<'t>,
+    policy: RetryPolicy,
+    now: i64,
+    random: &'a mut dyn FnMut() -> u64,
+}
+
+impl Recorder<'_, '_> {
+    fn insert_and_apply(
+        &mut self,
+        delivery: DeliveryId,
+        planned: &Planned,
+    ) -> Result<Applied, StoreError> {
+        let e = &planned.event;
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO events (delivery_id, platform, kind, key, account_id, user_id,
+                     occurred_at, test, payload, status, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)
+                 ON CONFLICT (platform, key) DO NOTHING
+                 RETURNING id",
+            )?
+            .query_row(
+                params![
+                    delivery.0,
+                    e.platform.as_str(),
+                    e.kind.as_str(),
+                    e.key,
+                    e.account_id,
+                    e.user_id,
+                    e.occurred_at,
+                    e.test,
+                    e.payload.to_string(),
+                    self.now,
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        match inserted {
+            Some(id) => self.apply(id, 0, planned),
+            None => Ok(Applied {
+                platform: e.platform.as_str().to_owned(),
+                kind: e.kind.as_str(),
+                outcome: Outcome::Duplicate,
+                seconds: 0.0,
+            }),
+        }
+    }
+
+    /// Applies one event inside a savepoint and records the outcome and its log line.
+    fn apply(&mut self, id: i64, attempts: u32, planned: &Planned) -> Result<Applied, StoreError> {
+        let started = Instant::now();
+        let result = {
+            let savepoint = self.tx.savepoint()?;
+            let applied = planned.facts.iter().try_for_each(|fact| facts::apply(&savepoint, fact));
+            match applied {
+                Ok(()) => savepoint.commit(),
+                Err(error) => Err(error),
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let e = &planned.event;
+        let outcome = match result {
+            Ok(()) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE events SET status = 'processed', attempts = ?2, error = NULL,
+                             updated_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, attempts + 1, self.now])?;
+                self.log(id, e.platform.as_str(), e.kind.as_str(), "processed", seconds, None)?;
+                Outcome::Processed
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let dead = self.fail(id, attempts, self.policy.max_attempts, &message)?;
+                let status = if dead { "dead" } else { "error" };
+                self.log(
+                    id,
+                    e.platform.as_str(),
+                    e.kind.as_str(),
+                    status,
+                    seconds,
+                    Some(&message),
+                )?;
+                Outcome::Failed { dead }
+            }
+        };
+        Ok(Applied {
+            platform: e.platform.as_str().to_owned(),
+            kind: e.kind.as_str(),
+            outcome,
+            seconds,
+        })
+    }
+
+    /// Records a failed attempt; returns whether the event is now dead.
+    fn fail(
+        &mut self,
+        id: i64,
+        attempts: u32,
+        max: u32,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let attempts = attempts + 1;
+        let dead = attempts >= max;
+        let next = self.now + self.policy.delay_ms(attempts, (self.random)()) as i64;
+        self.tx
+            .prepare_cached(
+                "UPDATE events SET status = ?2, attempts = ?3, error = ?4, next_attempt_at = ?5,
+                     updated_at = ?6 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                if dead { "dead" } else { "error" },
+                attempts,
+                message,
+                next,
+                self.now
+            ])?;
+        Ok(dead)
+    }
+
+    fn log(
+        &self,
+        id: i64,
+        platform: &str,
+        kind: &str,
+        status: &str,
+        seconds: f64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO event_log (event_id, platform, kind, status, duration_ms, error, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![id, platform, kind, status, seconds * 1000.0, error, self.now])?;
+        Ok(())
+    }
+}
+
+fn bump_counters(
+    tx: &Transaction<'_>,
+    report: &[Applied],
+    retries: usize,
+) -> Result<(), StoreError> {
+    let count = |f: fn(&Outcome) -> bool| report.iter().filter(|a| f(&a.outcome)).count() as i64;
+    let processed = count(|o| *o == Outcome::Processed);
+    let errors = count(|o| matches!(o, Outcome::Failed { .. }));
+    let duplicates = count(|o| *o == Outcome::Duplicate);
+    let mut bump = tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?;
+    let retries = retries as i64;
+    for (name, n) in [
+        ("processed", processed),
+        ("errors", errors),
+        ("duplicates", duplicates),
+        ("retries", retries),
+    ] {
+        if n > 0 {
+            bump.execute(params![name, n])?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Makes the selected events due now, with their attempts reset; returns how many.
+    pub(crate) fn replay(
+        &self,
+        filter: &crate::pipeline::ReplayFilter,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let conn = lock(&self.writer);
+        let changed = conn
+            .prepare_cached(
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1,
+                     updated_at = ?1
+                 WHERE (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR status = ?3)
+                   AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR platform = ?5)",
+            )?
+            .execute(params![now, filter.id, filter.status, filter.kind, filter.platform])?;
+        Ok(changed)
+    }
+}
