@@ -66,7 +66,12 @@ pub async fn run(
         pipeline_wake.clone(),
     );
     let (stop_pipeline, pipeline_stopping) = tokio::sync::watch::channel(false);
-    let pipeline = tokio::spawn(pipeline.run(pipeline_stopping, PIPELINE_IDLE));
+    let pipeline = if config.pipeline {
+        Some(tokio::spawn(pipeline.run(pipeline_stopping, PIPELINE_IDLE)))
+    } else {
+        tracing::info!("pipeline disabled in this process: deliveries are stored, not applied");
+        None
+    };
     let state = AppState::new(Parts {
         app_secrets: config.app_secrets.clone(),
         verify_token: config.verify_token.clone(),
@@ -101,7 +106,9 @@ pub async fn run(
     drop(inbox);
     tokio::task::spawn_blocking(move || writer.join()).await?;
     let _ = stop_pipeline.send(true);
-    pipeline.await?;
+    if let Some(pipeline) = pipeline {
+        pipeline.await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -40,6 +40,9 @@ pub struct Config {
     pub pipeline_retry_max_ms: u64,
     /// Deliveries split and applied per pipeline step (one commit).
     pub pipeline_batch: usize,
+    /// Whether this process runs the pipeline; `false` makes an ingest-only instance whose
+    /// deliveries another process (or a later start) applies.
+    pub pipeline: bool,
 }
 
 /// Where the store lives.
@@ -78,6 +81,7 @@ struct FileLayer {
     pipeline_retry_base_ms: Option<toml::Value>,
     pipeline_retry_max_ms: Option<toml::Value>,
     pipeline_batch: Option<toml::Value>,
+    pipeline: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +113,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline_retry_base_ms", "METAHOOK_PIPELINE_RETRY_BASE_MS", Some("1000")),
     ("pipeline_retry_max_ms", "METAHOOK_PIPELINE_RETRY_MAX_MS", Some("900000")),
     ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("64")),
+    ("pipeline", "METAHOOK_PIPELINE", Some("true")),
 ];
 
 impl Config {
@@ -173,6 +178,11 @@ impl Config {
         let pipeline_retry_max_ms =
             parse(take("pipeline_retry_max_ms").expect("has a default"), positive)? as u64;
         let pipeline_batch = parse(take("pipeline_batch").expect("has a default"), positive)?;
+        let pipeline = parse(take("pipeline").expect("has a default"), |v| match v {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err("expected true or false".into()),
+        })?;
         Ok(Self {
             listen,
             database,
@@ -188,6 +198,7 @@ impl Config {
             pipeline_retry_base_ms,
             pipeline_retry_max_ms,
             pipeline_batch,
+            pipeline,
         })
     }
 }
@@ -220,6 +231,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("pipeline_retry_base_ms", layer.pipeline_retry_base_ms.map(scalar)),
         ("pipeline_retry_max_ms", layer.pipeline_retry_max_ms.map(scalar)),
         ("pipeline_batch", layer.pipeline_batch.map(scalar)),
+        ("pipeline", layer.pipeline.map(scalar)),
     ];
     Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }

@@ -53,6 +53,7 @@ fn command(dir: &Path) -> Command {
         .env("METAHOOK_DATABASE_URL", format!("sqlite://{}", db_path(dir).display()))
         .env("METAHOOK_APP_SECRET", SECRET)
         .env("METAHOOK_VERIFY_TOKEN", "token")
+        .env("METAHOOK_ADMIN_TOKEN", "admin")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
@@ -185,4 +186,50 @@ fn migrate_and_status_work_without_a_server() {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["store"]["backend"], "sqlite");
     assert_eq!(json["store"]["deliveries"], 0);
+}
+
+#[tokio::test]
+async fn signed_fixtures_sent_to_the_binary_are_decoded_and_listed_by_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = start(dir.path()).await;
+    let client = reqwest::Client::new();
+    for name in ["01-fb-text-real-2017.json", "48-ig-comment-real.json", "61-wa-reaction-pywa.json"]
+    {
+        let body = std::fs::read(crate::fixtures::dir().join(name)).unwrap();
+        let response = client
+            .post(format!("{}/meta/webhook", process.address))
+            .header("x-hub-signature-256", sign(SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    let get = |path: &str| {
+        let request = client.get(format!("{}{path}", process.address)).bearer_auth("admin");
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get("/meta/webhook/status").await["store"]["pending"] != 0 {
+        assert!(Instant::now() < deadline, "pipeline did not settle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let messages = get("/api/messages").await;
+    assert_eq!(messages["items"][0]["text"], "hello27");
+    assert_eq!(messages["items"][0]["status"], "received");
+    let comments = get("/api/comments").await;
+    assert_eq!(comments["items"][0]["comment_id"], "17867301270523379");
+    let events = get("/api/events?platform=whatsapp").await;
+    assert_eq!(events["items"][0]["kind"], "whatsapp_message");
+    assert_eq!(events["items"][0]["status"], "processed");
+}
+
+#[test]
+fn replay_queues_dead_events_and_refuses_an_unknown_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay = command(dir.path()).arg("replay").stdout(Stdio::piped()).output().unwrap();
+    assert!(replay.status.success());
+    assert_eq!(String::from_utf8_lossy(&replay.stdout).trim(), "0 events queued for replay");
+    let wrong = command(dir.path()).args(["replay", "--status", "zombie"]).output().unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
 }

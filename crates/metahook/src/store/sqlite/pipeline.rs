@@ -117,46 +117,58 @@ struct Recorder<'a, 't> {
 }
 
 impl Recorder<'_, '_> {
+    /// Inserts a new event as processed and applies it, in one savepoint; a duplicate key
+    /// changes nothing, and a failure leaves the event stored as failed, to be retried.
     fn insert_and_apply(
         &mut self,
         delivery: DeliveryId,
         planned: &Planned,
     ) -> Result<Applied, StoreError> {
         let e = &planned.event;
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events (delivery_id, platform, kind, key, account_id, user_id,
-                     occurred_at, test, payload, status, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)
-                 ON CONFLICT (platform, key) DO NOTHING
-                 RETURNING id",
-            )?
-            .query_row(
-                params![
-                    delivery.0,
+        let started = Instant::now();
+        let (inserted, applied) = {
+            let savepoint = self.tx.savepoint()?;
+            let inserted = insert_event(&savepoint, delivery, planned, "processed", 1, self.now)?;
+            let applied = match inserted {
+                Some(_) => planned.facts.iter().try_for_each(|fact| facts::apply(&savepoint, fact)),
+                None => Ok(()),
+            };
+            if applied.is_ok() {
+                savepoint.commit()?;
+            }
+            (inserted, applied)
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let outcome = match (inserted, applied) {
+            (None, _) => Outcome::Duplicate,
+            (Some(id), Ok(())) => {
+                self.log(id, e.platform.as_str(), e.kind.as_str(), "processed", seconds, None)?;
+                Outcome::Processed
+            }
+            (Some(_), Err(error)) => {
+                // The savepoint was rolled back, event row included: store it as failed.
+                let id = insert_event(self.tx, delivery, planned, "pending", 0, self.now)?
+                    .expect("the key was free a moment ago in this transaction");
+                let message = error.to_string();
+                let dead = self.fail(id, 0, self.policy.max_attempts, &message)?;
+                let status = if dead { "dead" } else { "error" };
+                self.log(
+                    id,
                     e.platform.as_str(),
                     e.kind.as_str(),
-                    e.key,
-                    e.account_id,
-                    e.user_id,
-                    e.occurred_at,
-                    e.test,
-                    e.payload.to_string(),
-                    self.now,
-                ],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?;
-        match inserted {
-            Some(id) => self.apply(id, 0, planned),
-            None => Ok(Applied {
-                platform: e.platform.as_str().to_owned(),
-                kind: e.kind.as_str(),
-                outcome: Outcome::Duplicate,
-                seconds: 0.0,
-            }),
-        }
+                    status,
+                    seconds,
+                    Some(&message),
+                )?;
+                Outcome::Failed { dead }
+            }
+        };
+        Ok(Applied {
+            platform: e.platform.as_str().to_owned(),
+            kind: e.kind.as_str(),
+            outcome,
+            seconds,
+        })
     }
 
     /// Applies one event inside a savepoint and records the outcome and its log line.
@@ -250,6 +262,46 @@ impl Recorder<'_, '_> {
             .execute(params![id, platform, kind, status, seconds * 1000.0, error, self.now])?;
         Ok(())
     }
+}
+
+/// Inserts an event unless its key is taken; returns its id when inserted.
+fn insert_event(
+    conn: &rusqlite::Connection,
+    delivery: DeliveryId,
+    planned: &Planned,
+    status: &str,
+    attempts: u32,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let e = &planned.event;
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO events (delivery_id, platform, kind, key, account_id, user_id,
+                 occurred_at, test, payload, status, attempts, next_attempt_at, created_at,
+                 updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12)
+             ON CONFLICT (platform, key) DO NOTHING
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                delivery.0,
+                e.platform.as_str(),
+                e.kind.as_str(),
+                e.key,
+                e.account_id,
+                e.user_id,
+                e.occurred_at,
+                e.test,
+                e.payload.to_string(),
+                status,
+                attempts,
+                now,
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?;
+    Ok(id)
 }
 
 fn bump_counters(
