@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseUrl};
 use crate::http::{self, AppState, Parts};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, InboxLimits};
 use crate::metrics::Metrics;
 use crate::pipeline::{Limits, Pipeline};
 use crate::store::Store;
@@ -58,13 +58,9 @@ pub async fn run(
     let metrics = Metrics::new();
     let pipeline = pipeline(&config, &store, &metrics);
     let pipeline_wake = pipeline.waker();
-    let (inbox, writer) = Inbox::start(
-        store.clone(),
-        metrics.clone(),
-        config.inbox_batch_max,
-        config.inbox_queue,
-        pipeline_wake.clone(),
-    );
+    let limits = InboxLimits { batch_max: config.inbox_batch_max, queue: config.inbox_queue };
+    let (inbox, writer) =
+        Inbox::start(store.clone(), metrics.clone(), limits, pipeline_wake.clone());
     let (stop_pipeline, pipeline_stopping) = tokio::sync::watch::channel(false);
     let pipeline = if config.pipeline {
         Some(tokio::spawn(pipeline.run(pipeline_stopping, PIPELINE_IDLE)))
@@ -104,7 +100,7 @@ pub async fn run(
 
     inbox.close().await;
     drop(inbox);
-    tokio::task::spawn_blocking(move || writer.join()).await?;
+    writer.join().await;
     let _ = stop_pipeline.send(true);
     if let Some(pipeline) = pipeline {
         pipeline.await?;

@@ -1,18 +1,18 @@
 //! Durable acceptance with group commit.
 //!
-//! Request handlers hand verified deliveries to [`Inbox::append`] and wait. One writer thread
+//! Request handlers hand verified deliveries to [`Inbox::append`] and wait. One writer task
 //! takes everything that is waiting (up to `inbox_batch_max`), writes it in one transaction
-//! and one fsync, and only then answers each waiter. While a commit is on disk, new requests
+//! and one sync, and only then answers each waiter. While a commit is on disk, new requests
 //! queue up and form the next batch, so durability costs one sync per batch rather than one
-//! per request. A failed commit answers every waiter of that batch with an error (503 upstream):
-//! nothing is acknowledged that is not on disk.
+//! per request. A failed commit answers every waiter of that batch with an error (503
+//! upstream): nothing is acknowledged that is not on disk.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, Store};
@@ -31,8 +31,10 @@ pub enum InboxError {
     Closed,
 }
 
+type Reply = oneshot::Sender<Result<DeliveryId, InboxError>>;
+
 enum Message {
-    Append(NewDelivery, oneshot::Sender<Result<DeliveryId, InboxError>>),
+    Append(NewDelivery, Reply),
     Flush,
     Close,
 }
@@ -44,9 +46,9 @@ pub struct Inbox {
     shared: Arc<Shared>,
 }
 
-/// The writer thread; join it after every [`Inbox`] handle is dropped.
+/// The writer task; await it after [`Inbox::close`].
 pub struct Writer {
-    thread: JoinHandle<()>,
+    task: JoinHandle<()>,
 }
 
 struct Shared {
@@ -56,29 +58,40 @@ struct Shared {
     healthy: AtomicBool,
 }
 
+/// How the inbox batches.
+#[derive(Debug, Clone, Copy)]
+pub struct InboxLimits {
+    /// Most deliveries in one commit.
+    pub batch_max: usize,
+    /// Most deliveries waiting before requests wait for room.
+    pub queue: usize,
+}
+
 impl Inbox {
-    /// Starts the writer thread on `store`.
-    /// `committed` is notified after every commit that stored deliveries.
+    /// Starts the writer on `store`; `committed` is notified after every commit that stored
+    /// deliveries.
     pub fn start(
         store: Store,
         metrics: Metrics,
-        batch_max: usize,
-        queue: usize,
+        limits: InboxLimits,
         committed: Arc<Notify>,
     ) -> (Self, Writer) {
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::channel(limits.queue);
         let shared = Arc::new(Shared {
             unflushed_rejections: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
         });
-        let state = WriterState { store, metrics, shared: shared.clone(), batch_max, committed };
-        let thread = std::thread::Builder::new()
-            .name("metahook-inbox".into())
-            .spawn(move || state.run(rx))
-            .expect("spawning the inbox thread");
+        let state = WriterState {
+            store,
+            metrics,
+            shared: shared.clone(),
+            batch_max: limits.batch_max,
+            committed,
+        };
+        let task = tokio::spawn(state.run(rx));
         let inbox = Self { tx, shared };
         inbox.spawn_rejection_flusher();
-        (inbox, Writer { thread })
+        (inbox, Writer { task })
     }
 
     /// Makes `delivery` durable; returns once it is committed.
@@ -123,10 +136,10 @@ impl Inbox {
 }
 
 impl Writer {
-    /// Waits until the writer has committed everything queued and closed.
-    pub fn join(self) {
-        if self.thread.join().is_err() {
-            tracing::error!("inbox writer thread panicked");
+    /// Waits until the writer has committed everything queued and stopped.
+    pub async fn join(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "inbox writer task failed");
         }
     }
 }
@@ -140,11 +153,11 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn run(self, mut rx: mpsc::Receiver<Message>) {
+    async fn run(self, mut rx: mpsc::Receiver<Message>) {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut waiters = Vec::with_capacity(self.batch_max);
         let mut open = true;
-        while open && let Some(first) = rx.blocking_recv() {
+        while open && let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
@@ -157,30 +170,27 @@ impl WriterState {
                 }
                 next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
             }
-            self.commit(&mut batch, &mut waiters);
+            self.commit(std::mem::take(&mut batch), &mut waiters).await;
         }
         // Closed, or every sender is gone: write the last rejections counted.
-        self.commit(&mut batch, &mut waiters);
+        self.commit(Vec::new(), &mut waiters).await;
         tracing::info!("inbox closed");
     }
 
-    fn commit(
-        &self,
-        batch: &mut Vec<NewDelivery>,
-        waiters: &mut Vec<oneshot::Sender<Result<DeliveryId, InboxError>>>,
-    ) {
+    async fn commit(&self, batch: Vec<NewDelivery>, waiters: &mut Vec<Reply>) {
         let rejected = self.shared.unflushed_rejections.swap(0, Ordering::Relaxed);
         if batch.is_empty() && rejected == 0 {
             return;
         }
+        let size = batch.len();
         let started = Instant::now();
-        let result = self.store.append_blocking(batch, rejected);
+        let result = self.store.append(batch, rejected).await;
         self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(ids) => {
                 self.shared.healthy.store(true, Ordering::Relaxed);
-                if !batch.is_empty() {
-                    self.metrics.commit_batch_size.observe(batch.len() as f64);
+                if size > 0 {
+                    self.metrics.commit_batch_size.observe(size as f64);
                     self.committed.notify_one();
                 }
                 for (waiter, id) in waiters.drain(..).zip(ids) {
@@ -192,12 +202,11 @@ impl WriterState {
                 self.shared.healthy.store(false, Ordering::Relaxed);
                 self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
                 self.metrics.commit_failures.inc();
-                tracing::error!(error = %error, deliveries = batch.len(), "inbox commit failed");
+                tracing::error!(%error, deliveries = size, "inbox commit failed");
                 for waiter in waiters.drain(..) {
                     let _ = waiter.send(Err(InboxError::Unavailable));
                 }
             }
         }
-        batch.clear();
     }
 }

@@ -25,6 +25,9 @@ use crate::metrics::{EventLabels, Metrics};
 use crate::store::work::{Applied, Batch, Outcome, Planned, RetryPolicy};
 use crate::store::{DeliveryId, Store, StoreError};
 
+/// How long work claimed by one step stays reserved for it: longer than any step takes.
+const LEASE_MS: i64 = 60_000;
+
 /// How much one step takes on.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -58,13 +61,17 @@ pub struct Pipeline {
     metrics: Metrics,
     policy: RetryPolicy,
     limits: Limits,
+    /// Names this process to stores that lease work to instances.
+    owner: Arc<str>,
     /// Poked by the inbox after each commit, so that new work is picked up at once.
     wake: Arc<Notify>,
 }
 
 impl Pipeline {
     pub fn new(store: Store, metrics: Metrics, policy: RetryPolicy, limits: Limits) -> Self {
-        Self { store, metrics, policy, limits, wake: Arc::new(Notify::new()) }
+        let owner =
+            format!("{}-{}", std::process::id(), RandomState::new().hash_one(0u8) % 1_000_000);
+        Self { store, metrics, policy, limits, owner: owner.into(), wake: Arc::new(Notify::new()) }
     }
 
     /// A handle that wakes the workers when new deliveries are stored.
@@ -72,29 +79,27 @@ impl Pipeline {
         self.wake.clone()
     }
 
-    /// Splits, plans and applies what is due now. Blocking; tests call it to drain the store
+    /// Splits, plans and applies what is due now; tests call it to drain the store
     /// deterministically.
-    pub fn step(&self) -> Result<StepReport, StoreError> {
+    pub async fn step(&self) -> Result<StepReport, StoreError> {
         let now = clock::now_ms();
         let mut batch = Batch::default();
-        for delivery in self.store.unsplit(self.limits.deliveries)? {
+        let claimed =
+            self.store.claim_deliveries(&self.owner, self.limits.deliveries, LEASE_MS).await?;
+        for delivery in claimed {
             batch.split.push((delivery.id, plan_delivery(delivery.id, &delivery.body)));
         }
-        self.plan_retries(now, &mut batch)?;
+        self.plan_retries(now, &mut batch).await?;
         if batch.split.is_empty() && batch.retries.is_empty() && batch.lost.is_empty() {
-            self.observe_lag(now)?;
+            self.observe_lag(now).await?;
             return Ok(StepReport::default());
         }
-        let random_state = RandomState::new();
-        let mut counter = 0u64;
-        let mut random = || {
-            counter += 1;
-            random_state.hash_one(counter)
-        };
-        let applied = self.store.record(&batch, self.policy, now, &mut random)?;
-        self.metrics.pipeline_retries.inc_by(batch.retries.len() as u64);
-        let report = self.observe(&applied, batch.split.len());
-        self.observe_lag(clock::now_ms())?;
+        let (deliveries, retries) = (batch.split.len(), batch.retries.len());
+        let seed = RandomState::new().hash_one(now);
+        let applied = self.store.record(batch, self.policy, now, seed).await?;
+        self.metrics.pipeline_retries.inc_by(retries as u64);
+        let report = self.observe(&applied, deliveries);
+        self.observe_lag(clock::now_ms()).await?;
         Ok(report)
     }
 
@@ -105,16 +110,10 @@ impl Pipeline {
             if *shutdown.borrow() {
                 break;
             }
-            let this = self.clone();
-            let outcome = tokio::task::spawn_blocking(move || this.step()).await;
-            let busy = match outcome {
-                Ok(Ok(report)) => !report.is_idle(),
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "pipeline step failed; retrying");
-                    false
-                }
+            let busy = match self.step().await {
+                Ok(report) => !report.is_idle(),
                 Err(error) => {
-                    tracing::error!(%error, "pipeline step panicked");
+                    tracing::error!(%error, "pipeline step failed; retrying");
                     false
                 }
             };
@@ -130,14 +129,16 @@ impl Pipeline {
         tracing::info!("pipeline stopped");
     }
 
-    fn plan_retries(&self, now: i64, batch: &mut Batch) -> Result<(), StoreError> {
-        let due = self.store.due_events(now, self.limits.retries)?;
+    async fn plan_retries(&self, now: i64, batch: &mut Batch) -> Result<(), StoreError> {
+        let due =
+            self.store.claim_due_events(&self.owner, now, self.limits.retries, LEASE_MS).await?;
         let mut bodies: HashMap<DeliveryId, Vec<Event>> = HashMap::new();
         for event in due {
             let events = match bodies.entry(event.delivery_id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let body = self.store.delivery_body(event.delivery_id)?.unwrap_or_default();
+                    let body =
+                        self.store.delivery_body(event.delivery_id).await?.unwrap_or_default();
                     e.insert(split(&body).unwrap_or_default())
                 }
             };
@@ -187,8 +188,8 @@ impl Pipeline {
         report
     }
 
-    fn observe_lag(&self, now: i64) -> Result<(), StoreError> {
-        let lag = self.store.oldest_pending()?.map(|t| (now - t).max(0)).unwrap_or(0);
+    async fn observe_lag(&self, now: i64) -> Result<(), StoreError> {
+        let lag = self.store.oldest_pending().await?.map(|t| (now - t).max(0)).unwrap_or(0);
         self.metrics.pipeline_lag.set(lag as f64 / 1000.0);
         Ok(())
     }

@@ -104,16 +104,18 @@ impl Store {
         }
     }
 
-    /// Appends deliveries and adds `rejected` to the rejection counter in one durable commit.
-    /// Blocking: call from the inbox thread.
-    pub fn append_blocking(
+    /// Appends deliveries and adds `rejected` to the rejection counter in one durable commit;
+    /// returns their ids in order once the commit is on disk.
+    pub async fn append(
         &self,
-        batch: &[NewDelivery],
+        batch: Vec<NewDelivery>,
         rejected: u64,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.append(batch, rejected),
-        }
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.append(&batch, rejected),
+        })
+        .await
     }
 
     /// Reads the status figures.
@@ -148,42 +150,70 @@ impl Store {
     }
 }
 
-/// Pipeline work. These block: the pipeline calls them from its own blocking step.
+/// Pipeline work. `owner` names the calling instance: backends shared by several instances
+/// lease what they hand out to it, so that work held by an instance that died is taken over
+/// when its lease expires.
 impl Store {
-    pub fn unsplit(&self, limit: usize) -> Result<Vec<work::UnsplitDelivery>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.unsplit(limit),
-        }
-    }
-
-    pub fn due_events(&self, now: i64, limit: usize) -> Result<Vec<work::DueEvent>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.due_events(now, limit),
-        }
-    }
-
-    pub fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.delivery_body(id),
-        }
-    }
-
-    pub fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.oldest_pending(),
-        }
-    }
-
-    pub fn record(
+    /// Deliveries not yet split, oldest first, leased to `owner` for `lease_ms`.
+    pub async fn claim_deliveries(
         &self,
-        batch: &work::Batch,
+        owner: &str,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<work::UnsplitDelivery>, StoreError> {
+        let _ = (owner, lease_ms);
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.unsplit(limit),
+        })
+        .await
+    }
+
+    /// Failed or replayed events due at `now`, leased to `owner` for `lease_ms`.
+    pub async fn claim_due_events(
+        &self,
+        owner: &str,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<work::DueEvent>, StoreError> {
+        let _ = (owner, lease_ms);
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.due_events(now, limit),
+        })
+        .await
+    }
+
+    pub async fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.delivery_body(id),
+        })
+        .await
+    }
+
+    pub async fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.oldest_pending(),
+        })
+        .await
+    }
+
+    /// Records a batch in one commit; `seed` drives the retry jitter.
+    pub async fn record(
+        &self,
+        batch: work::Batch,
         policy: work::RetryPolicy,
         now: i64,
-        random: &mut dyn FnMut() -> u64,
+        seed: u64,
     ) -> Result<Vec<work::Applied>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.record(batch, policy, now, random),
-        }
+        let store = self.clone();
+        blocking(move || match &store {
+            Self::Sqlite(s) => s.record(&batch, policy, now, &mut work::Jitter::new(seed)),
+        })
+        .await
     }
 }
 

@@ -156,14 +156,14 @@ async fn final_state(bodies: Vec<Vec<u8>>, rng: &mut Rng) -> (Vec<Value>, Vec<Va
             body: Bytes::from(body),
         });
         if rng.chance(30) {
-            store.append_blocking(&std::mem::take(&mut chunk), 0).unwrap();
+            store.append(std::mem::take(&mut chunk), 0).await.unwrap();
             if rng.chance(50) {
-                pipeline.step().unwrap();
+                pipeline.step().await.unwrap();
             }
         }
     }
-    store.append_blocking(&chunk, 0).unwrap();
-    while !pipeline.step().unwrap().is_idle() {}
+    store.append(chunk, 0).await.unwrap();
+    while !pipeline.step().await.unwrap().is_idle() {}
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pending, stats.dead), (0, 0));
     let mut lists = Vec::new();

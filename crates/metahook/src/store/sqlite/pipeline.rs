@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{SqliteStore, facts, lock};
 use crate::store::work::{
-    Applied, Batch, DueEvent, Outcome, Planned, RetryPolicy, UnsplitDelivery,
+    Applied, Batch, DueEvent, Jitter, Outcome, Planned, RetryPolicy, UnsplitDelivery,
 };
 use crate::store::{DeliveryId, StoreError};
 
@@ -77,7 +77,7 @@ impl SqliteStore {
         batch: &Batch,
         policy: RetryPolicy,
         now: i64,
-        random: &mut dyn FnMut() -> u64,
+        random: &mut Jitter,
     ) -> Result<Vec<Applied>, StoreError> {
         let mut conn = lock(&self.writer);
         let mut tx = conn.transaction()?;
@@ -113,7 +113,7 @@ struct Recorder<'a, 't> {
     tx: &'a mut Transaction<'t>,
     policy: RetryPolicy,
     now: i64,
-    random: &'a mut dyn FnMut() -> u64,
+    random: &'a mut Jitter,
 }
 
 impl Recorder<'_, '_> {
@@ -228,7 +228,7 @@ impl Recorder<'_, '_> {
     ) -> Result<bool, StoreError> {
         let attempts = attempts + 1;
         let dead = attempts >= max;
-        let next = self.now + self.policy.delay_ms(attempts, (self.random)()) as i64;
+        let next = self.now + self.policy.delay_ms(attempts, self.random.next()) as i64;
         self.tx
             .prepare_cached(
                 "UPDATE events SET status = ?2, attempts = ?3, error = ?4, next_attempt_at = ?5,
