@@ -28,17 +28,37 @@ pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
         base_ms: config.pipeline_retry_base_ms,
         max_ms: config.pipeline_retry_max_ms,
     };
-    let limits = Limits { deliveries: config.pipeline_batch, retries: config.pipeline_batch * 4 };
+    let limits = Limits {
+        deliveries: config.pipeline_batch,
+        retries: config.pipeline_batch * 4,
+        lease_ms: config.pipeline_lease_ms as i64,
+    };
     Pipeline::new(store.clone(), metrics.clone(), policy, limits)
 }
 
 /// Opens (and migrates) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let DatabaseUrl::Sqlite(path) = config.database.clone();
-    tokio::task::spawn_blocking(move || {
-        Store::open_sqlite(&path).with_context(|| format!("opening store {}", path.display()))
-    })
-    .await?
+    match config.database.clone() {
+        DatabaseUrl::Sqlite(path) => {
+            tokio::task::spawn_blocking(move || {
+                Store::open_sqlite(&path)
+                    .with_context(|| format!("opening store {}", path.display()))
+            })
+            .await?
+        }
+        DatabaseUrl::Postgres(url) => {
+            Store::open_postgres(&url, config.database_pool_size, instance_id())
+                .await
+                .context("opening the PostgreSQL store")
+        }
+    }
+}
+
+/// A name for this process among the instances sharing a database.
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new().hash_one(crate::clock::now_ms()) % 1_000_000;
+    format!("{}-{random:06}", std::process::id())
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets in-flight

@@ -40,6 +40,10 @@ pub struct Config {
     pub pipeline_retry_max_ms: u64,
     /// Deliveries split and applied per pipeline step (one commit).
     pub pipeline_batch: usize,
+    /// PostgreSQL connections this instance may open.
+    pub database_pool_size: usize,
+    /// How long work claimed by one instance stays reserved for it, in milliseconds.
+    pub pipeline_lease_ms: u64,
     /// Whether this process runs the pipeline; `false` makes an ingest-only instance whose
     /// deliveries another process (or a later start) applies.
     pub pipeline: bool,
@@ -50,6 +54,8 @@ pub struct Config {
 pub enum DatabaseUrl {
     /// An SQLite file, created if missing.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user:password@host:port/db`).
+    Postgres(String),
 }
 
 /// A configuration value that cannot be used.
@@ -82,6 +88,8 @@ struct FileLayer {
     pipeline_retry_max_ms: Option<toml::Value>,
     pipeline_batch: Option<toml::Value>,
     pipeline: Option<toml::Value>,
+    database_pool_size: Option<toml::Value>,
+    pipeline_lease_ms: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +122,8 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline_retry_max_ms", "METAHOOK_PIPELINE_RETRY_MAX_MS", Some("900000")),
     ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("64")),
     ("pipeline", "METAHOOK_PIPELINE", Some("true")),
+    ("database_pool_size", "METAHOOK_DATABASE_POOL_SIZE", Some("16")),
+    ("pipeline_lease_ms", "METAHOOK_PIPELINE_LEASE_MS", Some("60000")),
 ];
 
 impl Config {
@@ -183,6 +193,10 @@ impl Config {
             "false" | "0" | "no" | "off" => Ok(false),
             _ => Err("expected true or false".into()),
         })?;
+        let database_pool_size =
+            parse(take("database_pool_size").expect("has a default"), positive)?;
+        let pipeline_lease_ms =
+            parse(take("pipeline_lease_ms").expect("has a default"), positive)? as u64;
         Ok(Self {
             listen,
             database,
@@ -199,6 +213,8 @@ impl Config {
             pipeline_retry_max_ms,
             pipeline_batch,
             pipeline,
+            database_pool_size,
+            pipeline_lease_ms,
         })
     }
 }
@@ -232,6 +248,8 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("pipeline_retry_max_ms", layer.pipeline_retry_max_ms.map(scalar)),
         ("pipeline_batch", layer.pipeline_batch.map(scalar)),
         ("pipeline", layer.pipeline.map(scalar)),
+        ("database_pool_size", layer.database_pool_size.map(scalar)),
+        ("pipeline_lease_ms", layer.pipeline_lease_ms.map(scalar)),
     ];
     Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }
@@ -253,9 +271,14 @@ fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
         return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+        // Checked here so that a typo is reported at start-up, naming the key; the text of
+        // the URL (it may hold a password) is not repeated.
+        return value
+            .parse::<tokio_postgres::Config>()
+            .map(|_| DatabaseUrl::Postgres(value.to_owned()))
+            .map_err(|e| format!("not a valid PostgreSQL URL: {e}"));
     }
-    Err("expected sqlite://PATH".into())
+    Err("expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE".into())
 }
 
 fn non_empty_secret(value: &str) -> Result<Secret, String> {

@@ -25,9 +25,6 @@ use crate::metrics::{EventLabels, Metrics};
 use crate::store::work::{Applied, Batch, Outcome, Planned, RetryPolicy};
 use crate::store::{DeliveryId, Store, StoreError};
 
-/// How long work claimed by one step stays reserved for it: longer than any step takes.
-const LEASE_MS: i64 = 60_000;
-
 /// How much one step takes on.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -35,6 +32,9 @@ pub struct Limits {
     pub deliveries: usize,
     /// Failed events retried per step.
     pub retries: usize,
+    /// How long work claimed by a step stays reserved for this instance: longer than any step
+    /// takes, short enough that another instance soon takes over the work of a dead one.
+    pub lease_ms: i64,
 }
 
 /// What one step did.
@@ -61,17 +61,13 @@ pub struct Pipeline {
     metrics: Metrics,
     policy: RetryPolicy,
     limits: Limits,
-    /// Names this process to stores that lease work to instances.
-    owner: Arc<str>,
     /// Poked by the inbox after each commit, so that new work is picked up at once.
     wake: Arc<Notify>,
 }
 
 impl Pipeline {
     pub fn new(store: Store, metrics: Metrics, policy: RetryPolicy, limits: Limits) -> Self {
-        let owner =
-            format!("{}-{}", std::process::id(), RandomState::new().hash_one(0u8) % 1_000_000);
-        Self { store, metrics, policy, limits, owner: owner.into(), wake: Arc::new(Notify::new()) }
+        Self { store, metrics, policy, limits, wake: Arc::new(Notify::new()) }
     }
 
     /// A handle that wakes the workers when new deliveries are stored.
@@ -85,7 +81,7 @@ impl Pipeline {
         let now = clock::now_ms();
         let mut batch = Batch::default();
         let claimed =
-            self.store.claim_deliveries(&self.owner, self.limits.deliveries, LEASE_MS).await?;
+            self.store.claim_deliveries(self.limits.deliveries, self.limits.lease_ms).await?;
         for delivery in claimed {
             batch.split.push((delivery.id, plan_delivery(delivery.id, &delivery.body)));
         }
@@ -131,7 +127,7 @@ impl Pipeline {
 
     async fn plan_retries(&self, now: i64, batch: &mut Batch) -> Result<(), StoreError> {
         let due =
-            self.store.claim_due_events(&self.owner, now, self.limits.retries, LEASE_MS).await?;
+            self.store.claim_due_events(now, self.limits.retries, self.limits.lease_ms).await?;
         let mut bodies: HashMap<DeliveryId, Vec<Event>> = HashMap::new();
         for event in due {
             let events = match bodies.entry(event.delivery_id) {

@@ -1,6 +1,8 @@
 //! Durable storage: the inbox of raw deliveries, counters, and (later) events and domain
 //! tables. [`Store`] is a cheap handle; the backend behind it owns the database.
 
+mod listing;
+mod postgres;
 mod sqlite;
 pub mod work;
 
@@ -8,6 +10,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A verified delivery on its way into the inbox.
@@ -67,6 +70,14 @@ pub enum StoreError {
     Task(String),
     #[error("no such list: {0}")]
     Unknown(String),
+    #[error("postgres: {}", postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres connection pool: {0}")]
+    Pool(String),
+    #[error(
+        "the database has schema version {0}, newer than this build knows ({1}): upgrade metahook"
+    )]
+    Schema(usize, usize),
 }
 
 /// A page request for an admin list: items after the cursor, up to `limit`, matching every
@@ -89,6 +100,7 @@ pub struct Page {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -97,10 +109,21 @@ impl Store {
         Ok(Self::Sqlite(SqliteStore::open(path)?))
     }
 
+    /// Connects to and migrates the PostgreSQL database at `url`; `owner` names this
+    /// instance in the rows it leases and the counters it keeps.
+    pub async fn open_postgres(
+        url: &str,
+        pool_size: usize,
+        owner: String,
+    ) -> Result<Self, StoreError> {
+        Ok(Self::Postgres(PostgresStore::open(url, pool_size, owner).await?))
+    }
+
     /// Name of the backend, as shown in the status.
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
         }
     }
 
@@ -111,29 +134,35 @@ impl Store {
         batch: Vec<NewDelivery>,
         rejected: u64,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.append(&batch, rejected),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.append(&batch, rejected)).await
+            }
+            Self::Postgres(p) => p.append(&batch, rejected).await,
+        }
     }
 
     /// Reads the status figures.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.stats(),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.stats()).await
+            }
+            Self::Postgres(p) => p.stats().await,
+        }
     }
 
     /// Checks that the store answers and can take a write lock.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.check_writable(),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.check_writable()).await
+            }
+            Self::Postgres(p) => p.check_writable().await,
+        }
     }
 
     /// Reads deliveries with an id greater than `after`, oldest first.
@@ -142,63 +171,69 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredDelivery>, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.deliveries_after(after, limit),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.deliveries_after(after, limit)).await
+            }
+            Self::Postgres(p) => p.deliveries_after(after, limit).await,
+        }
     }
 }
 
-/// Pipeline work. `owner` names the calling instance: backends shared by several instances
-/// lease what they hand out to it, so that work held by an instance that died is taken over
-/// when its lease expires.
+/// Pipeline work. Backends shared by several instances lease what they hand out to the
+/// instance that opened the store, so that work held by an instance that died is taken over
+/// when its lease expires; SQLite, used by one process, does not need to.
 impl Store {
-    /// Deliveries not yet split, oldest first, leased to `owner` for `lease_ms`.
+    /// Deliveries not yet split, oldest first, leased for `lease_ms`.
     pub async fn claim_deliveries(
         &self,
-        owner: &str,
         limit: usize,
         lease_ms: i64,
     ) -> Result<Vec<work::UnsplitDelivery>, StoreError> {
-        let _ = (owner, lease_ms);
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.unsplit(limit),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.unsplit(limit)).await
+            }
+            Self::Postgres(p) => p.claim_deliveries(limit, crate::clock::now_ms(), lease_ms).await,
+        }
     }
 
-    /// Failed or replayed events due at `now`, leased to `owner` for `lease_ms`.
+    /// Failed or replayed events due at `now`, leased for `lease_ms`.
     pub async fn claim_due_events(
         &self,
-        owner: &str,
         now: i64,
         limit: usize,
         lease_ms: i64,
     ) -> Result<Vec<work::DueEvent>, StoreError> {
-        let _ = (owner, lease_ms);
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.due_events(now, limit),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.due_events(now, limit)).await
+            }
+            Self::Postgres(p) => p.claim_due_events(now, limit, lease_ms).await,
+        }
     }
 
     pub async fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.delivery_body(id),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.delivery_body(id)).await
+            }
+            Self::Postgres(p) => p.delivery_body(id).await,
+        }
     }
 
     pub async fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.oldest_pending(),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.oldest_pending()).await
+            }
+            Self::Postgres(p) => p.oldest_pending().await,
+        }
     }
 
     /// Records a batch in one commit; `seed` drives the retry jitter.
@@ -209,31 +244,37 @@ impl Store {
         now: i64,
         seed: u64,
     ) -> Result<Vec<work::Applied>, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.record(&batch, policy, now, &mut work::Jitter::new(seed)),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.record(&batch, policy, now, &mut work::Jitter::new(seed))).await
+            }
+            Self::Postgres(p) => p.record(&batch, policy, now, &mut work::Jitter::new(seed)).await,
+        }
     }
 }
 
 impl Store {
     /// One page of the admin list named `resource` (`messages`, `events`, ...).
     pub async fn list(&self, resource: &'static str, query: ListQuery) -> Result<Page, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.list(resource, &query),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.list(resource, &query)).await
+            }
+            Self::Postgres(p) => p.list(resource, &query).await,
+        }
     }
 
     /// Makes the selected events due again; returns how many.
     pub async fn replay(&self, filter: crate::pipeline::ReplayFilter) -> Result<usize, StoreError> {
-        let store = self.clone();
-        blocking(move || match &store {
-            Self::Sqlite(s) => s.replay(&filter, crate::clock::now_ms()),
-        })
-        .await
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.replay(&filter, crate::clock::now_ms())).await
+            }
+            Self::Postgres(p) => p.replay(&filter, crate::clock::now_ms()).await,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{SECRET, db_path, messenger_text, sign, stored_in};
+use crate::helpers::{SECRET, database_url, db_path, messenger_text, sign, stored_in};
 
 struct Process {
     child: Child,
@@ -47,10 +47,12 @@ fn free_port() -> u16 {
 }
 
 fn command(dir: &Path) -> Command {
+    let url = std::fs::read_to_string(dir.join("database_url"))
+        .unwrap_or_else(|_| format!("sqlite://{}", db_path(dir).display()));
     let mut command = Command::new(env!("CARGO_BIN_EXE_metahook"));
     command
         .env_clear()
-        .env("METAHOOK_DATABASE_URL", format!("sqlite://{}", db_path(dir).display()))
+        .env("METAHOOK_DATABASE_URL", url)
         .env("METAHOOK_APP_SECRET", SECRET)
         .env("METAHOOK_VERIFY_TOKEN", "token")
         .env("METAHOOK_ADMIN_TOKEN", "admin")
@@ -60,6 +62,7 @@ fn command(dir: &Path) -> Command {
 }
 
 async fn start(dir: &Path) -> Process {
+    database_url(dir).await;
     let port = free_port();
     let child = command(dir)
         .env("METAHOOK_LISTEN", format!("127.0.0.1:{port}"))
@@ -176,15 +179,17 @@ fn a_wrong_configuration_value_exits_2_naming_the_key() {
     assert!(stderr.contains("body_limit") && stderr.contains("METAHOOK_BODY_LIMIT"), "{stderr}");
 }
 
-#[test]
-fn migrate_and_status_work_without_a_server() {
+#[tokio::test]
+async fn migrate_and_status_work_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
+    database_url(dir.path()).await;
     let migrate = command(dir.path()).arg("migrate").output().unwrap();
     assert!(migrate.status.success());
     let status = command(dir.path()).arg("status").stdout(Stdio::piped()).output().unwrap();
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(json["store"]["backend"], "sqlite");
+    let backend = if crate::helpers::postgres_server().is_some() { "postgres" } else { "sqlite" };
+    assert_eq!(json["store"]["backend"], backend);
     assert_eq!(json["store"]["deliveries"], 0);
 }
 
@@ -224,9 +229,10 @@ async fn signed_fixtures_sent_to_the_binary_are_decoded_and_listed_by_the_admin_
     assert_eq!(events["items"][0]["status"], "processed");
 }
 
-#[test]
-fn replay_queues_dead_events_and_refuses_an_unknown_status() {
+#[tokio::test]
+async fn replay_queues_dead_events_and_refuses_an_unknown_status() {
     let dir = tempfile::tempdir().unwrap();
+    database_url(dir.path()).await;
     let replay = command(dir.path()).arg("replay").stdout(Stdio::piped()).output().unwrap();
     assert!(replay.status.success());
     assert_eq!(String::from_utf8_lossy(&replay.stdout).trim(), "0 events queued for replay");

@@ -72,10 +72,7 @@ impl TestApp {
         let mut env: HashMap<String, String> =
             options.env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         env.insert("METAHOOK_LISTEN".into(), "127.0.0.1:0".into());
-        env.insert(
-            "METAHOOK_DATABASE_URL".into(),
-            format!("sqlite://{}", db_path(dir.path()).display()),
-        );
+        env.insert("METAHOOK_DATABASE_URL".into(), database_url(dir.path()).await);
         let config = Config::from_layers(None, &env).expect("test configuration is valid");
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
@@ -172,9 +169,61 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("metahook.db")
 }
 
+/// The PostgreSQL server the suite runs against, if any (`METAHOOK_TEST_DATABASE_URL`, a URL
+/// of a database this user may create databases from); SQLite otherwise.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("METAHOOK_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The database of the test whose files live in `dir`: an SQLite file there, or a fresh
+/// PostgreSQL database created for it (remembered in `dir`, so that a restart finds it).
+pub async fn database_url(dir: &Path) -> String {
+    let Some(server) = postgres_server() else {
+        return format!("sqlite://{}", db_path(dir).display());
+    };
+    let marker = dir.join("database_url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return url;
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("metahook_test_{}_{n}", std::process::id());
+    let (client, connection) =
+        tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = server.rsplit_once('/').expect("a database URL ends in /DATABASE");
+    let url = format!("{base}/{name}");
+    std::fs::write(&marker, &url).unwrap();
+    url
+}
+
+/// Opens the store of the test whose files live in `dir`.
+pub async fn store_in(dir: &Path) -> Store {
+    let url = database_url(dir).await;
+    match url.strip_prefix("sqlite://") {
+        Some(path) => Store::open_sqlite(Path::new(path)).unwrap(),
+        None => Store::open_postgres(&url, 2, "test-reader".into()).await.unwrap(),
+    }
+}
+
 pub async fn stored_in(dir: &Path) -> Vec<StoredDelivery> {
-    let store = Store::open_sqlite(&db_path(dir)).unwrap();
-    store.deliveries_after(0, usize::MAX >> 1).await.unwrap()
+    store_in(dir).await.deliveries_after(0, usize::MAX >> 1).await.unwrap()
+}
+
+/// Runs SQL against the test's database from outside the app (to inject faults), in the
+/// dialect of `sqlite` or `postgres` as the backend needs.
+pub async fn execute_sql(dir: &Path, sqlite: &str, postgres: &str) {
+    let url = database_url(dir).await;
+    match url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path).unwrap().execute_batch(sqlite).unwrap(),
+        None => {
+            let (client, connection) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(postgres).await.unwrap();
+        }
+    }
 }
 
 pub fn sign(secret: &str, body: &[u8]) -> String {
@@ -187,4 +236,23 @@ pub fn messenger_text(n: usize) -> Vec<u8> {
         r#"{{"object":"page","entry":[{{"id":"111899832631525","time":1480279487271,"messaging":[{{"sender":{{"id":"1433960459967306"}},"recipient":{{"id":"111899832631525"}},"timestamp":1480279487147,"message":{{"mid":"mid.{n}","text":"hello {n}"}}}}]}}]}}"#
     )
     .into_bytes()
+}
+
+/// The statuses logged for one event, oldest first.
+pub async fn event_log(dir: &Path, event_id: i64) -> Vec<String> {
+    let url = database_url(dir).await;
+    let sql = "SELECT status FROM event_log WHERE event_id = $1 ORDER BY id";
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(&sql.replace('$', "?")).unwrap();
+            stmt.query_map([event_id], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        }
+        None => {
+            let (client, connection) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.query(sql, &[&event_id]).await.unwrap().iter().map(|r| r.get(0)).collect()
+        }
+    }
 }

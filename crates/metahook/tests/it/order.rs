@@ -6,7 +6,7 @@ use bytes::Bytes;
 use metahook::metrics::Metrics;
 use metahook::pipeline::{Limits, Pipeline};
 use metahook::store::work::RetryPolicy;
-use metahook::store::{ListQuery, NewDelivery, Store};
+use metahook::store::{ListQuery, NewDelivery};
 use serde_json::Value;
 
 use crate::payloads::*;
@@ -142,10 +142,14 @@ fn deliveries(items: &[Item], rng: &mut Rng) -> Vec<Vec<u8>> {
 /// resulting messages and conversations, sorted.
 async fn final_state(bodies: Vec<Vec<u8>>, rng: &mut Rng) -> (Vec<Value>, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("order.db")).unwrap();
+    let store = crate::helpers::store_in(dir.path()).await;
     let policy = RetryPolicy { max_attempts: 3, base_ms: 1, max_ms: 1 };
-    let pipeline =
-        Pipeline::new(store.clone(), Metrics::new(), policy, Limits { deliveries: 4, retries: 16 });
+    let pipeline = Pipeline::new(
+        store.clone(),
+        Metrics::new(),
+        policy,
+        Limits { deliveries: 4, retries: 16, lease_ms: 60_000 },
+    );
     let mut chunk = Vec::new();
     for body in bodies {
         chunk.push(NewDelivery {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fixtures;
-use crate::helpers::{ADMIN_TOKEN, TestApp, db_path};
+use crate::helpers::{ADMIN_TOKEN, TestApp, execute_sql};
 use crate::payloads::*;
 
 async fn post(app: &TestApp, delivery: &Value) {
@@ -196,12 +196,16 @@ async fn a_failing_event_is_retried_parked_dead_and_applied_once_on_replay() {
     )
     .await;
     // Inject a failure for one message only, from outside, through the database itself.
-    let db = rusqlite::Connection::open(db_path(app.dir.path())).unwrap();
-    db.execute_batch(
+    execute_sql(
+        app.dir.path(),
         "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.mid = 'm_poison'
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER poison BEFORE INSERT ON messages FOR EACH ROW
+         WHEN (NEW.mid = 'm_poison') EXECUTE FUNCTION poison();",
     )
-    .unwrap();
+    .await;
     let batch = messenger(vec![
         inbound("U1", "m_ok_1", "one", 1_000),
         inbound("U1", "m_poison", "two", 2_000),
@@ -221,7 +225,7 @@ async fn a_failing_event_is_retried_parked_dead_and_applied_once_on_replay() {
         app.get("/metrics").await.text().await.unwrap().contains("metahook_dead_events_total 1")
     );
 
-    db.execute_batch("DROP TRIGGER poison").unwrap();
+    execute_sql(app.dir.path(), "DROP TRIGGER poison", "DROP TRIGGER poison ON messages").await;
     let response = app
         .client
         .post(app.url("/api/events/retry?status=dead"))
@@ -236,13 +240,7 @@ async fn a_failing_event_is_retried_parked_dead_and_applied_once_on_replay() {
     assert_eq!(messages.len(), 3);
     assert_eq!(find(&messages, "mid", "m_poison")["text"], "two");
     let id = dead[0]["id"].as_i64().unwrap();
-    let log: Vec<String> = db
-        .prepare("SELECT status FROM event_log WHERE event_id = ?1 ORDER BY id")
-        .unwrap()
-        .query_map([id], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let log = crate::helpers::event_log(app.dir.path(), id).await;
     assert_eq!(log, ["error", "error", "dead", "processed"]);
 }
 

@@ -103,7 +103,8 @@ async fn status_reports_an_active_webhook() {
     let app = TestApp::spawn().await;
     let status = app.status().await;
     assert_eq!(status["webhook"]["status"], "active");
-    assert_eq!(status["store"]["backend"], "sqlite");
+    let backend = if crate::helpers::postgres_server().is_some() { "postgres" } else { "sqlite" };
+    assert_eq!(status["store"]["backend"], backend);
     assert_eq!(status["store"]["deliveries"], 0);
     assert!(status["last_event_time"].is_null());
     for key in ["received", "rejected", "processed", "errors"] {

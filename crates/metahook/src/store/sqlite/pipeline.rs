@@ -228,7 +228,7 @@ impl Recorder<'_, '_> {
     ) -> Result<bool, StoreError> {
         let attempts = attempts + 1;
         let dead = attempts >= max;
-        let next = self.now + self.policy.delay_ms(attempts, self.random.next()) as i64;
+        let next = self.now + self.policy.delay_ms(attempts, self.random.draw()) as i64;
         self.tx
             .prepare_cached(
                 "UPDATE events SET status = ?2, attempts = ?3, error = ?4, next_attempt_at = ?5,

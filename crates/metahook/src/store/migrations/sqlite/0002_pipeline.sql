@@ -38,10 +38,11 @@ CREATE INDEX event_log_by_event ON event_log (event_id);
 
 INSERT INTO counters (name, value) VALUES ('duplicates', 0), ('retries', 0);
 
--- Domain tables: every one is written by order-insensitive merges (see src/domain). They keep
--- their rowid: the admin API pages through them by it.
+-- Domain tables: every one is written by order-insensitive merges (see src/domain). Each has an
+-- `id` the admin API pages by, and a unique natural key the merges conflict on.
 
 CREATE TABLE messages (
+    id           INTEGER PRIMARY KEY,
     platform     TEXT    NOT NULL,
     mid          TEXT    NOT NULL,
     account_id   TEXT,
@@ -57,22 +58,24 @@ CREATE TABLE messages (
     edit_text    TEXT,
     edit_at      INTEGER,
     deleted      INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (platform, mid)
+    UNIQUE (platform, mid)
 );
 
 CREATE INDEX messages_by_conversation ON messages (platform, account_id, user_id, sent_at);
 
 CREATE TABLE conversations (
+    id           INTEGER PRIMARY KEY,
     platform            TEXT NOT NULL,
     account_id          TEXT NOT NULL,
     user_id             TEXT NOT NULL,
     delivered_watermark INTEGER,
     read_watermark      INTEGER,
     last_inbound_at     INTEGER,
-    PRIMARY KEY (platform, account_id, user_id)
+    UNIQUE (platform, account_id, user_id)
 );
 
 CREATE TABLE reactions (
+    id           INTEGER PRIMARY KEY,
     platform   TEXT    NOT NULL,
     mid        TEXT    NOT NULL,
     user_id    TEXT    NOT NULL,
@@ -80,10 +83,11 @@ CREATE TABLE reactions (
     reaction   TEXT,
     emoji      TEXT,
     at         INTEGER NOT NULL,
-    PRIMARY KEY (platform, mid, user_id)
+    UNIQUE (platform, mid, user_id)
 );
 
 CREATE TABLE comments (
+    id           INTEGER PRIMARY KEY,
     platform     TEXT NOT NULL,
     comment_id   TEXT NOT NULL,
     account_id   TEXT,
@@ -95,19 +99,21 @@ CREATE TABLE comments (
     username     TEXT,
     text         TEXT,
     occurred_at  INTEGER,
-    PRIMARY KEY (platform, comment_id)
+    UNIQUE (platform, comment_id)
 );
 
 CREATE TABLE mentions (
+    id           INTEGER PRIMARY KEY,
     platform    TEXT NOT NULL,
     account_id  TEXT NOT NULL,
     media_id    TEXT NOT NULL,
     comment_id  TEXT NOT NULL,               -- empty for a caption mention
     occurred_at INTEGER,
-    PRIMARY KEY (platform, account_id, media_id, comment_id)
+    UNIQUE (platform, account_id, media_id, comment_id)
 );
 
 CREATE TABLE story_insights (
+    id           INTEGER PRIMARY KEY,
     account_id   TEXT    NOT NULL,
     media_id     TEXT    NOT NULL,
     exits        INTEGER,
@@ -117,11 +123,12 @@ CREATE TABLE story_insights (
     taps_back    INTEGER,
     impressions  INTEGER,
     occurred_at  INTEGER NOT NULL,
-    PRIMARY KEY (account_id, media_id)
+    UNIQUE (account_id, media_id)
 );
 
 CREATE TABLE story_insights_history (
-    event_key    TEXT    PRIMARY KEY,
+    id           INTEGER PRIMARY KEY,
+    event_key    TEXT    NOT NULL UNIQUE,
     account_id   TEXT    NOT NULL,
     media_id     TEXT    NOT NULL,
     exits        INTEGER,
@@ -134,6 +141,7 @@ CREATE TABLE story_insights_history (
 );
 
 CREATE TABLE feed (
+    id           INTEGER PRIMARY KEY,
     platform     TEXT NOT NULL,
     account_id   TEXT NOT NULL,
     item         TEXT NOT NULL,              -- status, comment, reaction, ...
@@ -147,10 +155,11 @@ CREATE TABLE feed (
     message      TEXT,
     reaction_type TEXT,
     created_time INTEGER NOT NULL,
-    PRIMARY KEY (platform, account_id, item, item_id, verb, author_id)
+    UNIQUE (platform, account_id, item, item_id, verb, author_id)
 );
 
 CREATE TABLE optins (
+    id           INTEGER PRIMARY KEY,
     platform    TEXT NOT NULL,
     account_id  TEXT NOT NULL,
     user_key    TEXT NOT NULL,               -- PSID, else the checkbox user_ref
@@ -162,5 +171,5 @@ CREATE TABLE optins (
     token       TEXT,
     token_expires_at INTEGER,
     occurred_at INTEGER NOT NULL,
-    PRIMARY KEY (platform, account_id, user_key, optin_type)
+    UNIQUE (platform, account_id, user_key, optin_type)
 );
