@@ -7,6 +7,7 @@
 
 pub mod envelope;
 pub mod event;
+pub mod generate;
 pub mod handshake;
 pub mod payload;
 pub mod signature;

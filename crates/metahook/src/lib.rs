@@ -13,5 +13,6 @@ pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod pipeline;
+pub mod simulate;
 pub mod status;
 pub mod store;

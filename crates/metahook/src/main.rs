@@ -35,6 +35,9 @@ enum Command {
     /// Put events back in the queue to be applied again (safe: applying is idempotent).
     /// With no filter, replays every dead event. A running `serve` picks them up.
     Replay(ReplayArgs),
+    /// Post realistic, signed Meta traffic to an endpoint and report what it acknowledged
+    /// (or, with --handshake, whether Meta would verify it). Needs no database.
+    Simulate(metahook::simulate::Args),
 }
 
 #[derive(clap::Args)]
@@ -114,6 +117,12 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Simulate(args) => metahook::simulate::run(args, &config).await.map_err(|e| {
+            match e.downcast::<metahook::simulate::UsageError>() {
+                Ok(usage) => UsageError(usage.0).into(),
+                Err(e) => e,
+            }
+        }),
     }
 }
 

@@ -7,4 +7,5 @@ mod observe;
 mod order;
 mod payloads;
 mod pipeline;
+mod simulate;
 mod webhook;
