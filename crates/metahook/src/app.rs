@@ -21,6 +21,17 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle pipeline waits before looking for retries that came due.
 const PIPELINE_IDLE: Duration = Duration::from_millis(250);
 
+/// Runs the store's housekeeping once a second until aborted.
+async fn maintain(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(error) = store.maintain().await {
+            tracing::warn!(%error, "store housekeeping failed");
+        }
+    }
+}
+
 /// The pipeline as configured.
 pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
     let policy = RetryPolicy {
@@ -30,6 +41,7 @@ pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
     };
     let limits = Limits {
         deliveries: config.pipeline_batch,
+        events: config.pipeline_batch_events,
         retries: config.pipeline_batch * 4,
         lease_ms: config.pipeline_lease_ms as i64,
     };
@@ -99,6 +111,7 @@ pub async fn run(
         metrics,
         pipeline_wake,
     });
+    let maintenance = tokio::spawn(maintain(store.clone()));
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = store.backend(), "serving");
 
@@ -124,6 +137,10 @@ pub async fn run(
     let _ = stop_pipeline.send(true);
     if let Some(pipeline) = pipeline {
         pipeline.await?;
+    }
+    maintenance.abort();
+    if let Err(error) = store.close().await {
+        tracing::warn!(%error, "could not tidy the store at shutdown");
     }
     tracing::info!("stopped");
     Ok(())

@@ -38,8 +38,10 @@ pub struct Config {
     pub pipeline_retry_base_ms: u64,
     /// Longest retry delay in milliseconds.
     pub pipeline_retry_max_ms: u64,
-    /// Deliveries split and applied per pipeline step (one commit).
+    /// Most deliveries split and applied per pipeline step (one commit).
     pub pipeline_batch: usize,
+    /// Events one pipeline step aims at (fewer deliveries when they are large).
+    pub pipeline_batch_events: usize,
     /// PostgreSQL connections this instance may open.
     pub database_pool_size: usize,
     /// How long work claimed by one instance stays reserved for it, in milliseconds.
@@ -87,6 +89,7 @@ struct FileLayer {
     pipeline_retry_base_ms: Option<toml::Value>,
     pipeline_retry_max_ms: Option<toml::Value>,
     pipeline_batch: Option<toml::Value>,
+    pipeline_batch_events: Option<toml::Value>,
     pipeline: Option<toml::Value>,
     database_pool_size: Option<toml::Value>,
     pipeline_lease_ms: Option<toml::Value>,
@@ -121,6 +124,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline_retry_base_ms", "METAHOOK_PIPELINE_RETRY_BASE_MS", Some("1000")),
     ("pipeline_retry_max_ms", "METAHOOK_PIPELINE_RETRY_MAX_MS", Some("900000")),
     ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("64")),
+    ("pipeline_batch_events", "METAHOOK_PIPELINE_BATCH_EVENTS", Some("512")),
     ("pipeline", "METAHOOK_PIPELINE", Some("true")),
     ("database_pool_size", "METAHOOK_DATABASE_POOL_SIZE", Some("16")),
     ("pipeline_lease_ms", "METAHOOK_PIPELINE_LEASE_MS", Some("60000")),
@@ -188,6 +192,8 @@ impl Config {
         let pipeline_retry_max_ms =
             parse(take("pipeline_retry_max_ms").expect("has a default"), positive)? as u64;
         let pipeline_batch = parse(take("pipeline_batch").expect("has a default"), positive)?;
+        let pipeline_batch_events =
+            parse(take("pipeline_batch_events").expect("has a default"), positive)?;
         let pipeline = parse(take("pipeline").expect("has a default"), |v| match v {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
@@ -212,6 +218,7 @@ impl Config {
             pipeline_retry_base_ms,
             pipeline_retry_max_ms,
             pipeline_batch,
+            pipeline_batch_events,
             pipeline,
             database_pool_size,
             pipeline_lease_ms,
@@ -247,6 +254,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("pipeline_retry_base_ms", layer.pipeline_retry_base_ms.map(scalar)),
         ("pipeline_retry_max_ms", layer.pipeline_retry_max_ms.map(scalar)),
         ("pipeline_batch", layer.pipeline_batch.map(scalar)),
+        ("pipeline_batch_events", layer.pipeline_batch_events.map(scalar)),
         ("pipeline", layer.pipeline.map(scalar)),
         ("database_pool_size", layer.database_pool_size.map(scalar)),
         ("pipeline_lease_ms", layer.pipeline_lease_ms.map(scalar)),

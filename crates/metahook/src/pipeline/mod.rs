@@ -12,6 +12,7 @@ mod replay;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meta_webhooks::event::{Event, split};
@@ -28,8 +29,11 @@ use crate::store::{DeliveryId, Store, StoreError};
 /// How much one step takes on.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Deliveries split per step.
+    /// Most deliveries split per step.
     pub deliveries: usize,
+    /// Events a step aims at: fewer deliveries are claimed when they hold many events, so
+    /// that one commit stays short (on SQLite the inbox waits for it).
+    pub events: usize,
     /// Failed events retried per step.
     pub retries: usize,
     /// How long work claimed by a step stays reserved for this instance: longer than any step
@@ -63,11 +67,14 @@ pub struct Pipeline {
     limits: Limits,
     /// Poked by the inbox after each commit, so that new work is picked up at once.
     wake: Arc<Notify>,
+    /// Deliveries to claim next, adapted to how many events recent deliveries held.
+    claim: Arc<AtomicUsize>,
 }
 
 impl Pipeline {
     pub fn new(store: Store, metrics: Metrics, policy: RetryPolicy, limits: Limits) -> Self {
-        Self { store, metrics, policy, limits, wake: Arc::new(Notify::new()) }
+        let claim = Arc::new(AtomicUsize::new(limits.deliveries.clamp(1, 16)));
+        Self { store, metrics, policy, limits, wake: Arc::new(Notify::new()), claim }
     }
 
     /// A handle that wakes the workers when new deliveries are stored.
@@ -80,10 +87,16 @@ impl Pipeline {
     pub async fn step(&self) -> Result<StepReport, StoreError> {
         let now = clock::now_ms();
         let mut batch = Batch::default();
-        let claimed =
-            self.store.claim_deliveries(self.limits.deliveries, self.limits.lease_ms).await?;
+        let want = self.claim.load(Ordering::Relaxed);
+        let claimed = self.store.claim_deliveries(want, self.limits.lease_ms).await?;
         for delivery in claimed {
             batch.split.push((delivery.id, plan_delivery(delivery.id, &delivery.body)));
+        }
+        if !batch.split.is_empty() {
+            let events: usize = batch.split.iter().map(|(_, events)| events.len()).sum();
+            let per_delivery = events.div_ceil(batch.split.len()).max(1);
+            let next = (self.limits.events / per_delivery).clamp(1, self.limits.deliveries);
+            self.claim.store(next, Ordering::Relaxed);
         }
         self.plan_retries(now, &mut batch).await?;
         if batch.split.is_empty() && batch.retries.is_empty() && batch.lost.is_empty() {

@@ -154,6 +154,29 @@ impl Store {
         }
     }
 
+    /// Housekeeping to run about once a second: SQLite checkpoints its write-ahead log here,
+    /// off the path of any request.
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.checkpoint(false)).await
+            }
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Leaves the store tidy at shutdown (SQLite folds its log into the database file).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.checkpoint(true)).await
+            }
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Checks that the store answers and can take a write lock.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
         match self {

@@ -148,7 +148,7 @@ async fn final_state(bodies: Vec<Vec<u8>>, rng: &mut Rng) -> (Vec<Value>, Vec<Va
         store.clone(),
         Metrics::new(),
         policy,
-        Limits { deliveries: 4, retries: 16, lease_ms: 60_000 },
+        Limits { deliveries: 4, events: 8, retries: 16, lease_ms: 60_000 },
     );
     let mut chunk = Vec::new();
     for body in bodies {

@@ -199,6 +199,8 @@ impl Recorder<'_, '_> {
                 )
                 .await?;
         }
+        let inserted =
+            report.iter().filter(|a: &&Applied| a.outcome != Outcome::Duplicate).count() as i64;
         for (id, attempts, planned) in &batch.retries {
             report.push(self.apply(*id, *attempts, planned).await?);
         }
@@ -212,6 +214,7 @@ impl Recorder<'_, '_> {
             ("errors", count(|o| matches!(o, Outcome::Failed { .. }))),
             ("duplicates", count(|o| *o == Outcome::Duplicate)),
             ("retries", batch.retries.len() as i64),
+            ("events", inserted),
         ];
         for (name, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
             super::bump(self.tx, self.owner, name, n).await?;

@@ -92,6 +92,7 @@ impl SqliteStore {
                 .prepare_cached("UPDATE deliveries SET split_at = ?2 WHERE id = ?1")?
                 .execute(params![delivery.0, now])?;
         }
+        let split_reports = report.len();
         for (id, attempts, planned) in &batch.retries {
             report.push(recorder.apply(*id, *attempts, planned)?);
         }
@@ -103,7 +104,9 @@ impl SqliteStore {
                 "event no longer found in its delivery",
             )?;
         }
-        bump_counters(&tx, &report, batch.retries.len())?;
+        let inserted =
+            report[..split_reports].iter().filter(|a| a.outcome != Outcome::Duplicate).count();
+        bump_counters(&tx, &report, batch.retries.len(), inserted)?;
         tx.commit()?;
         Ok(report)
     }
@@ -308,18 +311,20 @@ fn bump_counters(
     tx: &Transaction<'_>,
     report: &[Applied],
     retries: usize,
+    inserted: usize,
 ) -> Result<(), StoreError> {
     let count = |f: fn(&Outcome) -> bool| report.iter().filter(|a| f(&a.outcome)).count() as i64;
     let processed = count(|o| *o == Outcome::Processed);
     let errors = count(|o| matches!(o, Outcome::Failed { .. }));
     let duplicates = count(|o| *o == Outcome::Duplicate);
     let mut bump = tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?;
-    let retries = retries as i64;
+    let (retries, inserted) = (retries as i64, inserted as i64);
     for (name, n) in [
         ("processed", processed),
         ("errors", errors),
         ("duplicates", duplicates),
         ("retries", retries),
+        ("events", inserted),
     ] {
         if n > 0 {
             bump.execute(params![name, n])?;

@@ -36,7 +36,7 @@ CREATE TABLE event_log (
 
 CREATE INDEX event_log_by_event ON event_log (event_id);
 
-INSERT INTO counters (name, value) VALUES ('duplicates', 0), ('retries', 0);
+INSERT INTO counters (name, value) VALUES ('duplicates', 0), ('retries', 0), ('events', 0);
 
 -- Domain tables: every one is written by order-insensitive merges (see src/domain). Each has an
 -- `id` the admin API pages by, and a unique natural key the merges conflict on.
