@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseUrl};
 use crate::http::{self, AppState, Parts};
-use crate::inbox::{Inbox, InboxLimits};
+use crate::inbox::{Inbox, InboxLimits, Spool};
 use crate::metrics::Metrics;
 use crate::pipeline::{Limits, Pipeline};
 use crate::store::Store;
@@ -31,6 +31,44 @@ async fn maintain(store: Store) {
         }
     }
 }
+
+/// Starts the pipeline. With an embedded store (SQLite) its work competes with requests for
+/// this machine's cores, so it runs on a thread of its own at a lower scheduling priority:
+/// under saturation, acknowledging deliveries comes first and the backlog is applied with
+/// what is left. A database server does that work elsewhere, so the pipeline then shares
+/// the request runtime.
+fn spawn_pipeline(
+    pipeline: Pipeline,
+    store: &Store,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    if !store.is_embedded() {
+        return tokio::spawn(async move {
+            pipeline.run(stopping, PIPELINE_IDLE).await;
+            Ok(())
+        });
+    }
+    let pipeline = pipeline.record_on(tokio::runtime::Handle::current());
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("metahook-pipeline".into()).spawn(move || {
+        // On Linux, nice applies to the calling thread, and threads it creates inherit it.
+        if let Err(error) = rustix::process::nice(PIPELINE_NICENESS) {
+            tracing::warn!(%error, "cannot lower the pipeline's priority");
+        }
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| runtime.block_on(pipeline.run(stopping, PIPELINE_IDLE)));
+        let _ = done.send(result);
+    });
+    tokio::spawn(async move {
+        spawned?;
+        finished.await.unwrap_or(Ok(()))
+    })
+}
+
+/// How much lower the embedded pipeline's priority is than the requests' (as `nice`).
+const PIPELINE_NICENESS: i32 = 10;
 
 /// The pipeline as configured.
 pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
@@ -66,6 +104,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     }
 }
 
+/// The fallback spool, for stores that can be away (PostgreSQL); a spool left by an earlier
+/// run is opened too, and drained first.
+async fn open_spool(config: &Config, store: &Store) -> anyhow::Result<Option<Spool>> {
+    if !store.supports_spool() {
+        return Ok(None);
+    }
+    let (path, limit) = (config.spool_path.clone(), config.spool_limit);
+    let spool =
+        tokio::task::spawn_blocking(move || Spool::open(&path, limit, instance_id())).await?;
+    Ok(Some(spool.with_context(|| format!("opening spool {}", config.spool_path.display()))?))
+}
+
 /// A name for this process among the instances sharing a database.
 fn instance_id() -> String {
     use std::hash::{BuildHasher, RandomState};
@@ -91,11 +141,12 @@ pub async fn run(
     let pipeline = pipeline(&config, &store, &metrics);
     let pipeline_wake = pipeline.waker();
     let limits = InboxLimits { batch_max: config.inbox_batch_max, queue: config.inbox_queue };
+    let spool = open_spool(&config, &store).await?;
     let (inbox, writer) =
-        Inbox::start(store.clone(), metrics.clone(), limits, pipeline_wake.clone());
+        Inbox::start(store.clone(), metrics.clone(), limits, pipeline_wake.clone(), spool);
     let (stop_pipeline, pipeline_stopping) = tokio::sync::watch::channel(false);
     let pipeline = if config.pipeline {
-        Some(tokio::spawn(pipeline.run(pipeline_stopping, PIPELINE_IDLE)))
+        Some(spawn_pipeline(pipeline, &store, pipeline_stopping))
     } else {
         tracing::info!("pipeline disabled in this process: deliveries are stored, not applied");
         None
@@ -136,7 +187,7 @@ pub async fn run(
     writer.join().await;
     let _ = stop_pipeline.send(true);
     if let Some(pipeline) = pipeline {
-        pipeline.await?;
+        pipeline.await??;
     }
     maintenance.abort();
     if let Err(error) = store.close().await {

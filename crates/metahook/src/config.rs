@@ -46,6 +46,10 @@ pub struct Config {
     pub database_pool_size: usize,
     /// How long work claimed by one instance stays reserved for it, in milliseconds.
     pub pipeline_lease_ms: u64,
+    /// Where deliveries wait while PostgreSQL cannot be reached.
+    pub spool_path: PathBuf,
+    /// Largest spool, in bytes; past it, deliveries get 503.
+    pub spool_limit: u64,
     /// Whether this process runs the pipeline; `false` makes an ingest-only instance whose
     /// deliveries another process (or a later start) applies.
     pub pipeline: bool,
@@ -93,6 +97,8 @@ struct FileLayer {
     pipeline: Option<toml::Value>,
     database_pool_size: Option<toml::Value>,
     pipeline_lease_ms: Option<toml::Value>,
+    spool_path: Option<String>,
+    spool_limit: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +134,8 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline", "METAHOOK_PIPELINE", Some("true")),
     ("database_pool_size", "METAHOOK_DATABASE_POOL_SIZE", Some("16")),
     ("pipeline_lease_ms", "METAHOOK_PIPELINE_LEASE_MS", Some("60000")),
+    ("spool_path", "METAHOOK_SPOOL_PATH", Some("metahook.spool")),
+    ("spool_limit", "METAHOOK_SPOOL_LIMIT", Some("1GiB")),
 ];
 
 impl Config {
@@ -203,6 +211,10 @@ impl Config {
             parse(take("database_pool_size").expect("has a default"), positive)?;
         let pipeline_lease_ms =
             parse(take("pipeline_lease_ms").expect("has a default"), positive)? as u64;
+        let spool_path = parse(take("spool_path").expect("has a default"), |v| {
+            if v.is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(v)) }
+        })?;
+        let spool_limit = parse(take("spool_limit").expect("has a default"), parse_size)? as u64;
         Ok(Self {
             listen,
             database,
@@ -222,6 +234,8 @@ impl Config {
             pipeline,
             database_pool_size,
             pipeline_lease_ms,
+            spool_path,
+            spool_limit,
         })
     }
 }
@@ -258,6 +272,8 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("pipeline", layer.pipeline.map(scalar)),
         ("database_pool_size", layer.database_pool_size.map(scalar)),
         ("pipeline_lease_ms", layer.pipeline_lease_ms.map(scalar)),
+        ("spool_path", layer.spool_path),
+        ("spool_limit", layer.spool_limit.map(scalar)),
     ];
     Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
 }

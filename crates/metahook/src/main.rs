@@ -113,7 +113,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Status => {
             let store = app::open_store(&config).await?;
-            let report = StatusReport::gather(&store, true).await?;
+            let report = StatusReport::gather(&store, true, Default::default()).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -49,6 +49,7 @@ pub struct Metrics {
     pub dead_events: Counter,
     pub processing_duration: Histogram,
     pub pipeline_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub spooled: Counter,
 }
 
 impl Metrics {
@@ -141,8 +142,15 @@ impl Metrics {
             "Now minus the arrival of the oldest delivery with work still pending",
             pipeline_lag.clone(),
         );
+        let spooled = Counter::default();
+        registry.register(
+            "deliveries_spooled",
+            "Deliveries acknowledged from the local spool while the database was unavailable",
+            spooled.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            spooled,
             events,
             duplicates,
             pipeline_retries,

@@ -13,6 +13,15 @@ pub struct StatusReport {
     pub counters: Counters,
     /// Arrival of the newest delivery, RFC 3339, or null before the first one.
     pub last_event_time: Option<String>,
+    /// Deliveries acknowledged while the database was unavailable, waiting in the local
+    /// spool to be drained into it.
+    pub spool: SpoolSection,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct SpoolSection {
+    pub deliveries: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,10 +48,16 @@ pub struct Counters {
 }
 
 impl StatusReport {
-    /// Reads the figures from `store`; `healthy` is whether the inbox's last commit worked.
-    pub async fn gather(store: &Store, healthy: bool) -> Result<Self, StoreError> {
+    /// Reads the figures from `store`; `healthy` is whether the inbox's last commit worked
+    /// and nothing waits in the spool, whose figures `spool` gives.
+    pub async fn gather(
+        store: &Store,
+        healthy: bool,
+        spool: SpoolSection,
+    ) -> Result<Self, StoreError> {
         let stats = store.stats().await?;
         Ok(Self {
+            spool,
             webhook: WebhookStatus { status: if healthy { "active" } else { "degraded" } },
             store: StoreSection {
                 backend: store.backend(),

@@ -6,18 +6,27 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::status::StatusReport;
+use crate::status::{SpoolSection, StatusReport};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn status(State(state): State<AppState>) -> Response {
     let app = &state.inner;
-    match StatusReport::gather(&app.store, app.inbox.is_healthy()).await {
+    let (deliveries, bytes) = app.inbox.spooled();
+    let spool = SpoolSection { deliveries, bytes };
+    match StatusReport::gather(&app.store, app.inbox.is_healthy(), spool).await {
         Ok(report) => Json(report).into_response(),
         Err(error) => {
-            tracing::error!(error = %error, "cannot read status from the store");
-            ApiError::unavailable("the store cannot be read", app.retry_after_secs).into_response()
+            // The database is away: say so, with what this instance knows by itself.
+            tracing::warn!(%error, "cannot read status from the store");
+            let body = serde_json::json!({
+                "webhook": { "status": "degraded" },
+                "store": { "backend": app.store.backend(), "available": false },
+                "spool": { "deliveries": deliveries, "bytes": bytes },
+                "error": "the store cannot be read",
+            });
+            Json(body).into_response()
         }
     }
 }

@@ -14,7 +14,7 @@ use meta_webhooks::{Envelope, Handshake};
 
 use super::{ApiError, AppState};
 use crate::clock;
-use crate::inbox::InboxError;
+use crate::inbox::{InboxError, Receipt};
 use crate::metrics::ReasonLabels;
 use crate::store::NewDelivery;
 
@@ -102,8 +102,12 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
     };
     let (object, bytes) = (delivery.object.clone(), delivery.body.len());
     match app.inbox.append(delivery).await {
-        Ok(id) => {
+        Ok(Receipt::Stored(id)) => {
             tracing::debug!(delivery = id.0, object, bytes, secret = secret.0, "delivery stored");
+            Ok(())
+        }
+        Ok(Receipt::Spooled) => {
+            tracing::debug!(object, bytes, secret = secret.0, "delivery spooled");
             Ok(())
         }
         Err(error) => {

@@ -6,6 +6,12 @@
 //! queue up and form the next batch, so durability costs one sync per batch rather than one
 //! per request. A failed commit answers every waiter of that batch with an error (503
 //! upstream): nothing is acknowledged that is not on disk.
+//!
+//! With a [`Spool`] (PostgreSQL), a batch the database cannot take is appended to a local file
+//! and synced instead, and acknowledged; while the spool holds anything, new deliveries go
+//! behind it, and the writer drains it into the database, oldest first, as soon as it can.
+
+pub mod spool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +23,25 @@ use tokio::task::JoinHandle;
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, Store};
 
+pub use spool::Spool;
+
 /// How often rejections counted in memory are written to the store when nothing else is.
 const REJECTION_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Deliveries drained from the spool into the database per commit.
+const DRAIN_CHUNK: usize = 256;
+
+/// Chunks drained in a row before waiting requests are served.
+const DRAIN_ROUNDS: usize = 16;
+
+/// Where an acknowledged delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// In the database, under this id.
+    Stored(DeliveryId),
+    /// In the local spool, to be drained into the database.
+    Spooled,
+}
 
 /// Why a delivery was not made durable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,7 +54,7 @@ pub enum InboxError {
     Closed,
 }
 
-type Reply = oneshot::Sender<Result<DeliveryId, InboxError>>;
+type Reply = oneshot::Sender<Result<Receipt, InboxError>>;
 
 enum Message {
     Append(NewDelivery, Reply),
@@ -56,6 +79,9 @@ struct Shared {
     unflushed_rejections: AtomicU64,
     /// False after a failed commit, true again after a successful one.
     healthy: AtomicBool,
+    /// Deliveries and bytes waiting in the spool.
+    spooled: AtomicU64,
+    spooled_bytes: AtomicU64,
 }
 
 /// How the inbox batches.
@@ -75,11 +101,14 @@ impl Inbox {
         metrics: Metrics,
         limits: InboxLimits,
         committed: Arc<Notify>,
+        spool: Option<Spool>,
     ) -> (Self, Writer) {
         let (tx, rx) = mpsc::channel(limits.queue);
         let shared = Arc::new(Shared {
             unflushed_rejections: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            spooled: AtomicU64::new(0),
+            spooled_bytes: AtomicU64::new(0),
         });
         let state = WriterState {
             store,
@@ -87,15 +116,17 @@ impl Inbox {
             shared: shared.clone(),
             batch_max: limits.batch_max,
             committed,
+            spool,
         };
+        state.publish_spool();
         let task = tokio::spawn(state.run(rx));
         let inbox = Self { tx, shared };
         inbox.spawn_rejection_flusher();
         (inbox, Writer { task })
     }
 
-    /// Makes `delivery` durable; returns once it is committed.
-    pub async fn append(&self, delivery: NewDelivery) -> Result<DeliveryId, InboxError> {
+    /// Makes `delivery` durable; returns once it is committed (or spooled).
+    pub async fn append(&self, delivery: NewDelivery) -> Result<Receipt, InboxError> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Message::Append(delivery, reply)).await.map_err(|_| InboxError::Closed)?;
         answer.await.map_err(|_| InboxError::Closed)?
@@ -112,9 +143,17 @@ impl Inbox {
         self.shared.unflushed_rejections.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether the last commit succeeded.
+    /// Whether the last commit succeeded and nothing waits in the spool.
     pub fn is_healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Relaxed)
+        self.shared.healthy.load(Ordering::Relaxed) && self.spooled().0 == 0
+    }
+
+    /// Deliveries and bytes waiting in the spool.
+    pub fn spooled(&self) -> (u64, u64) {
+        (
+            self.shared.spooled.load(Ordering::Relaxed),
+            self.shared.spooled_bytes.load(Ordering::Relaxed),
+        )
     }
 
     fn spawn_rejection_flusher(&self) {
@@ -126,7 +165,8 @@ impl Inbox {
             loop {
                 tick.tick().await;
                 let Some(tx) = tx.upgrade() else { break };
-                if shared.unflushed_rejections.load(Ordering::Relaxed) > 0 {
+                let spooling = shared.spooled.load(Ordering::Relaxed) > 0;
+                if spooling || shared.unflushed_rejections.load(Ordering::Relaxed) > 0 {
                     // A full queue means a commit is coming anyway.
                     let _ = tx.try_send(Message::Flush);
                 }
@@ -150,10 +190,11 @@ struct WriterState {
     shared: Arc<Shared>,
     batch_max: usize,
     committed: Arc<Notify>,
+    spool: Option<Spool>,
 }
 
 impl WriterState {
-    async fn run(self, mut rx: mpsc::Receiver<Message>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut waiters = Vec::with_capacity(self.batch_max);
         let mut open = true;
@@ -171,20 +212,28 @@ impl WriterState {
                 next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
             }
             self.commit(std::mem::take(&mut batch), &mut waiters).await;
+            self.drain().await;
         }
         // Closed, or every sender is gone: write the last rejections counted.
         self.commit(Vec::new(), &mut waiters).await;
+        self.drain().await;
         tracing::info!("inbox closed");
     }
 
-    async fn commit(&self, batch: Vec<NewDelivery>, waiters: &mut Vec<Reply>) {
+    async fn commit(&mut self, batch: Vec<NewDelivery>, waiters: &mut Vec<Reply>) {
         let rejected = self.shared.unflushed_rejections.swap(0, Ordering::Relaxed);
         if batch.is_empty() && rejected == 0 {
             return;
         }
+        // Behind a spool that still holds deliveries, new ones queue in the spool too, so
+        // that the database receives them in arrival order.
+        if self.spool.as_ref().is_some_and(Spool::is_active) && !batch.is_empty() {
+            self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
+            return self.spool_or_refuse(batch, waiters).await;
+        }
         let size = batch.len();
         let started = Instant::now();
-        let result = self.store.append(batch, rejected).await;
+        let result = self.store.append(batch.clone(), rejected).await;
         self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(ids) => {
@@ -195,7 +244,7 @@ impl WriterState {
                 }
                 for (waiter, id) in waiters.drain(..).zip(ids) {
                     // The requester may have gone away; the delivery is stored all the same.
-                    let _ = waiter.send(Ok(id));
+                    let _ = waiter.send(Ok(Receipt::Stored(id)));
                 }
             }
             Err(error) => {
@@ -203,10 +252,106 @@ impl WriterState {
                 self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
                 self.metrics.commit_failures.inc();
                 tracing::error!(%error, deliveries = size, "inbox commit failed");
+                if self.spool.is_some() && size > 0 {
+                    return self.spool_or_refuse(batch, waiters).await;
+                }
                 for waiter in waiters.drain(..) {
                     let _ = waiter.send(Err(InboxError::Unavailable));
                 }
             }
         }
+    }
+
+    /// Appends `batch` to the spool and answers its waiters: acknowledged once synced, 503
+    /// if the spool cannot take it.
+    async fn spool_or_refuse(&mut self, batch: Vec<NewDelivery>, waiters: &mut Vec<Reply>) {
+        let Some(mut spool) = self.spool.take() else { return };
+        let (spool, result) = tokio::task::spawn_blocking(move || {
+            let result = spool.append(&batch);
+            (spool, result)
+        })
+        .await
+        .expect("the spool task does not panic");
+        self.spool = Some(spool);
+        self.publish_spool();
+        let answer = match result {
+            Ok(()) => {
+                self.metrics.spooled.inc_by(waiters.len() as u64);
+                Ok(Receipt::Spooled)
+            }
+            Err(error) => {
+                tracing::error!(%error, deliveries = waiters.len(), "cannot spool deliveries");
+                Err(InboxError::Unavailable)
+            }
+        };
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(answer.clone());
+        }
+    }
+
+    /// Moves spooled deliveries into the database while it takes them, a chunk per commit,
+    /// for at most `DRAIN_ROUNDS` chunks before requests get their turn again.
+    async fn drain(&mut self) {
+        for _ in 0..DRAIN_ROUNDS {
+            if !self.drain_chunk().await {
+                break;
+            }
+        }
+    }
+
+    /// Moves one chunk; returns whether there may be more to move now.
+    async fn drain_chunk(&mut self) -> bool {
+        let Some(mut spool) = self.spool.take() else { return false };
+        if !spool.is_active() {
+            self.spool = Some(spool);
+            return false;
+        }
+        let (mut spool, chunk) = tokio::task::spawn_blocking(move || {
+            let chunk = spool.peek(DRAIN_CHUNK);
+            (spool, chunk)
+        })
+        .await
+        .expect("the spool task does not panic");
+        let more = match chunk {
+            Ok(chunk) if !chunk.is_empty() => {
+                let n = chunk.len();
+                match self.store.append_spooled(chunk).await {
+                    Ok(()) => {
+                        self.shared.healthy.store(true, Ordering::Relaxed);
+                        self.committed.notify_one();
+                        match spool.advance(n) {
+                            Ok(()) if !spool.is_active() => {
+                                tracing::info!("spool drained into the database");
+                                false
+                            }
+                            Ok(()) => true,
+                            Err(error) => {
+                                // Drained again later; the spool ids make that harmless.
+                                tracing::error!(%error, "cannot advance the spool");
+                                false
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "database still unavailable; spool kept");
+                        false
+                    }
+                }
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the spool");
+                false
+            }
+        };
+        self.spool = Some(spool);
+        self.publish_spool();
+        more
+    }
+
+    fn publish_spool(&self) {
+        let (deliveries, bytes) = self.spool.as_ref().map(Spool::figures).unwrap_or((0, 0));
+        self.shared.spooled.store(deliveries, Ordering::Relaxed);
+        self.shared.spooled_bytes.store(bytes, Ordering::Relaxed);
     }
 }

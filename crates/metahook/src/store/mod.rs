@@ -143,6 +143,28 @@ impl Store {
         }
     }
 
+    /// Stores deliveries drained from the spool, each at most once (by its spool id), in one
+    /// commit. Only PostgreSQL has a spool: the SQLite store is the local disk already.
+    pub async fn append_spooled(
+        &self,
+        batch: Vec<crate::inbox::spool::Spooled>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(_) => Err(StoreError::Task("the SQLite store has no spool".into())),
+            Self::Postgres(p) => p.append_spooled(&batch).await,
+        }
+    }
+
+    /// Whether the database runs inside this process (and on its cores).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+
+    /// Whether deliveries the store cannot take may wait in a local spool.
+    pub fn supports_spool(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
     /// Reads the status figures.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         match self {

@@ -124,6 +124,45 @@ impl PostgresStore {
         Ok(ids.into_iter().map(DeliveryId).collect())
     }
 
+    pub(super) async fn append_spooled(
+        &self,
+        batch: &[crate::inbox::spool::Spooled],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO deliveries (received_at, object, entries, bytes, secret_index, body,
+                     spool_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (spool_id) DO NOTHING",
+            )
+            .await?;
+        let mut inserted = 0;
+        for spooled in batch {
+            let d = &spooled.delivery;
+            inserted += tx
+                .execute(
+                    &statement,
+                    &[
+                        &d.received_at,
+                        &d.object,
+                        &(d.entries as i64),
+                        &(d.body.len() as i64),
+                        &(d.secret_index as i64),
+                        &&d.body[..],
+                        &spooled.spool_id,
+                    ],
+                )
+                .await?;
+        }
+        if inserted > 0 {
+            bump(&tx, &self.owner, "received", inserted as i64).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(super) async fn stats(&self) -> Result<StoreStats, StoreError> {
         let client = self.client().await?;
         let row = client

@@ -21,7 +21,9 @@ const MIGRATIONS: &[&str] = &[
 /// Handle to one SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<Connection>>,
+    /// The one connection that writes. Its lock is FIFO (tokio's, taken from blocking
+    /// threads), so that an inbox commit waits for at most the transaction in progress.
+    writer: Arc<tokio::sync::Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
     checkpointer: Arc<Mutex<Connection>>,
 }
@@ -38,7 +40,7 @@ impl SqliteStore {
         let reader = connect(path)?;
         let checkpointer = connect(path)?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
             checkpointer: Arc::new(Mutex::new(checkpointer)),
         })
@@ -54,7 +56,7 @@ impl SqliteStore {
         batch: &[NewDelivery],
         rejected: u64,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.writer.blocking_lock();
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(batch.len());
         {

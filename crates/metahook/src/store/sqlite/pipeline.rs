@@ -79,7 +79,24 @@ impl SqliteStore {
         now: i64,
         random: &mut Jitter,
     ) -> Result<Vec<Applied>, StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.writer.blocking_lock();
+        // The pipeline's commits need no sync of their own: what they write is derived from
+        // deliveries that are durable already, and the next inbox commit syncs the log they
+        // were written to anyway. A crash before that loses only work that is done again.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = self.record_in(&mut conn, batch, policy, now, random);
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        result
+    }
+
+    fn record_in(
+        &self,
+        conn: &mut rusqlite::Connection,
+        batch: &Batch,
+        policy: RetryPolicy,
+        now: i64,
+        random: &mut Jitter,
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = conn.transaction()?;
         let mut report = Vec::new();
         let mut recorder = Recorder { tx: &mut tx, policy, now, random };
@@ -340,7 +357,7 @@ impl SqliteStore {
         filter: &crate::pipeline::ReplayFilter,
         now: i64,
     ) -> Result<usize, StoreError> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.blocking_lock();
         let changed = conn
             .prepare_cached(
                 "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1,
