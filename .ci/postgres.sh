@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL 15 cluster for the test suite and prints its URL on stdout.
-#   .ci/postgres.sh start DIR   initialise DIR (if empty) and start a server on a free port
+#   .ci/postgres.sh start DIR [PORT]   initialise DIR (if empty) and start a server on PORT
+#                                      (default: a free port)
 #   .ci/postgres.sh stop DIR    stop it
 # The server refuses to run as root, so it runs as the `postgres` user; it listens on
 # 127.0.0.1 only and trusts local connections (a test cluster, never a real one).
@@ -25,7 +26,7 @@ start)
     if [ ! -f "$dir/PG_VERSION" ]; then
         as_postgres "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
     fi
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=${3:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
     as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=on" start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"

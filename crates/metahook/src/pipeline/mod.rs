@@ -140,23 +140,37 @@ impl Pipeline {
     /// Runs steps until `shutdown` turns true: at once while there is work, otherwise when
     /// woken or after `idle` (retries come due with time).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, idle: Duration) {
+        let mut failures = 0u32;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let busy = match self.step().await {
-                Ok(report) => !report.is_idle(),
+                Ok(report) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "pipeline steps succeed again");
+                        failures = 0;
+                    }
+                    !report.is_idle()
+                }
                 Err(error) => {
-                    tracing::error!(%error, "pipeline step failed; retrying");
+                    // Logged loudly once per outage, not at every retry.
+                    if failures == 0 {
+                        tracing::error!(%error, "pipeline step failed; retrying with backoff");
+                    } else {
+                        tracing::debug!(%error, failures, "pipeline step failed again");
+                    }
+                    failures += 1;
                     false
                 }
             };
             if busy {
                 continue;
             }
+            let wait = if failures == 0 { idle } else { backoff(idle, failures) };
             tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(idle) => {}
+                () = self.wake.notified(), if failures == 0 => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -227,6 +241,11 @@ impl Pipeline {
         self.metrics.pipeline_lag.set(lag as f64 / 1000.0);
         Ok(())
     }
+}
+
+/// Waits after `failures` failed steps in a row: doubling from `idle`, at most 5 s.
+fn backoff(idle: Duration, failures: u32) -> Duration {
+    idle.saturating_mul(1 << failures.min(5)).min(Duration::from_secs(5))
 }
 
 /// Splits one delivery and plans its events. A body that no longer splits (it was checked

@@ -3,122 +3,11 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{SECRET, database_url, db_path, messenger_text, sign, stored_in};
-
-struct Process {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Process {
-    /// A failing test must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Deliveries acknowledged with 200 so far, and the tasks posting them.
-struct Load {
-    acked: Arc<Mutex<HashSet<Vec<u8>>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn acked(&self) -> usize {
-        self.acked.lock().unwrap().len()
-    }
-
-    /// Waits for every poster to stop (they stop at the first connection error).
-    async fn finish(self) -> HashSet<Vec<u8>> {
-        for task in self.tasks {
-            task.await.unwrap();
-        }
-        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn command(dir: &Path) -> Command {
-    let url = std::fs::read_to_string(dir.join("database_url"))
-        .unwrap_or_else(|_| format!("sqlite://{}", db_path(dir).display()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metahook"));
-    command
-        .env_clear()
-        .env("METAHOOK_DATABASE_URL", url)
-        .env("METAHOOK_APP_SECRET", SECRET)
-        .env("METAHOOK_VERIFY_TOKEN", "token")
-        .env("METAHOOK_ADMIN_TOKEN", "admin")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
-async fn start(dir: &Path) -> Process {
-    database_url(dir).await;
-    let port = free_port();
-    let child = command(dir)
-        .env("METAHOOK_LISTEN", format!("127.0.0.1:{port}"))
-        .arg("serve")
-        .spawn()
-        .unwrap();
-    let process = Process { child, address: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/healthz", process.address)).send().await
-            && r.status() == 200
-        {
-            return process;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("metahook did not become healthy");
-}
-
-/// Posts unique deliveries from `workers` tasks until stopped; returns the acknowledged ones.
-fn load(address: &str, workers: usize) -> Load {
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let client = reqwest::Client::new();
-    let tasks = (0..workers)
-        .map(|w| {
-            let (client, acked, url) =
-                (client.clone(), acked.clone(), format!("{address}/meta/webhook"));
-            tokio::spawn(async move {
-                for n in 0.. {
-                    let body = messenger_text(w * 1_000_000 + n);
-                    let request = client
-                        .post(&url)
-                        .header("x-hub-signature-256", sign(SECRET, &body))
-                        .body(body.clone());
-                    match request.send().await {
-                        Ok(r) if r.status() == 200 => {
-                            acked.lock().unwrap().insert(body);
-                        }
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    Load { acked, tasks }
-}
-
-/// Waits until `load` has `n` acknowledged deliveries (or 30 s have passed).
-async fn wait_for_acks(load: &Load, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while load.acked() < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use crate::helpers::{SECRET, database_url, messenger_text, sign, stored_in};
+use crate::process::{Load, Process, command};
 
 async fn stored_bodies(dir: &Path) -> HashSet<Vec<u8>> {
     stored_in(dir).await.into_iter().map(|d| d.body).collect()
@@ -127,15 +16,15 @@ async fn stored_bodies(dir: &Path) -> HashSet<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_delivery_survives_sigkill_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let process = start(dir.path()).await;
-    let load = load(&process.address, 32);
+    let process = Process::start(dir.path()).await;
+    let load = Load::start(vec![process.address.clone()], 32, messenger_text, true);
     // Killed while requests are in flight, once a good number have been acknowledged.
-    wait_for_acks(&load, 500).await;
+    load.wait_for_acks(500).await;
     drop(process);
     let acked = load.finish().await;
     assert!(acked.len() >= 500, "only {} acknowledged before the kill", acked.len());
 
-    let restarted = start(dir.path()).await;
+    let restarted = Process::start(dir.path()).await;
     let stored = stored_bodies(dir.path()).await;
     let lost = acked.difference(&stored).count();
     assert_eq!(lost, 0, "{lost} acknowledged deliveries lost");
@@ -153,9 +42,9 @@ async fn every_acknowledged_delivery_survives_sigkill_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_acknowledges_in_flight_deliveries_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = start(dir.path()).await;
-    let load = load(&process.address, 16);
-    wait_for_acks(&load, 200).await;
+    let mut process = Process::start(dir.path()).await;
+    let load = Load::start(vec![process.address.clone()], 16, messenger_text, true);
+    load.wait_for_acks(200).await;
     let pid = process.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let exit = process.child.wait().unwrap();
@@ -196,7 +85,7 @@ async fn migrate_and_status_work_without_a_server() {
 #[tokio::test]
 async fn signed_fixtures_sent_to_the_binary_are_decoded_and_listed_by_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
-    let process = start(dir.path()).await;
+    let process = Process::start(dir.path()).await;
     let client = reqwest::Client::new();
     for name in ["01-fb-text-real-2017.json", "48-ig-comment-real.json", "61-wa-reaction-pywa.json"]
     {

@@ -1,6 +1,8 @@
 //! Pipeline work on PostgreSQL. Claims lease rows to one instance with `FOR UPDATE SKIP
 //! LOCKED`, so instances never wait on each other and work held by a dead instance returns
-//! when its lease expires. A batch is recorded in one transaction; when an event fails, the
+//! when its lease expires. An instance takes back its own leases at once: its pipeline runs
+//! one step at a time, so a lease of its own outside the current step was left by a step
+//! that failed (the database went away before the lease could be given back). A batch is recorded in one transaction; when an event fails, the
 //! batch is recorded again with a savepoint around each event, so that only the failing one
 //! is rolled back (savepoints cost a round trip each, so the common case goes without).
 
@@ -28,7 +30,8 @@ impl PostgresStore {
                 "UPDATE deliveries SET lease_owner = $1, lease_until = $2 + $3
                  WHERE id IN (
                      SELECT id FROM deliveries
-                     WHERE split_at IS NULL AND (lease_until IS NULL OR lease_until < $2)
+                     WHERE split_at IS NULL
+                       AND (lease_until IS NULL OR lease_until < $2 OR lease_owner = $1)
                      ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
                  RETURNING id, received_at, body",
                 &[&self.owner, &now, &lease_ms, &(limit as i64)],
@@ -59,7 +62,7 @@ impl PostgresStore {
                  WHERE id IN (
                      SELECT id FROM events
                      WHERE status IN ('pending', 'error') AND next_attempt_at <= $2
-                       AND (lease_until IS NULL OR lease_until < $2)
+                       AND (lease_until IS NULL OR lease_until < $2 OR lease_owner = $1)
                      ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
                  RETURNING id, delivery_id, platform, key, attempts",
                 &[&self.owner, &now, &lease_ms, &(limit as i64)],
