@@ -63,6 +63,14 @@ pub struct Applied {
     pub seconds: f64,
 }
 
+impl Applied {
+    /// The report line of `planned`.
+    pub fn new(planned: &Planned, outcome: Outcome, seconds: f64) -> Self {
+        let e = &planned.event;
+        Self { platform: e.platform.as_str().to_owned(), kind: e.kind.as_str(), outcome, seconds }
+    }
+}
+
 /// When a failed event is tried again.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

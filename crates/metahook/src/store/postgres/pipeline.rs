@@ -230,7 +230,6 @@ impl Recorder<'_, '_> {
         delivery: DeliveryId,
         planned: &Planned,
     ) -> Result<Applied, StoreError> {
-        let e = &planned.event;
         let started = Instant::now();
         let (inserted, applied) = if self.careful {
             let savepoint = self.tx.transaction().await?;
@@ -252,27 +251,15 @@ impl Recorder<'_, '_> {
         let seconds = started.elapsed().as_secs_f64();
         let outcome = match (inserted, applied) {
             (None, _) => Outcome::Duplicate,
-            (Some(id), Ok(())) => {
-                self.log(id, planned, "processed", seconds, None).await?;
-                Outcome::Processed
-            }
+            (Some(id), Ok(())) => self.settle(id, 0, planned, seconds, Ok(())).await?,
             (Some(_), Err(error)) => {
                 let id = insert_event(self.tx, delivery, planned, "pending", 0, self.now)
                     .await?
                     .expect("the key was free a moment ago in this transaction");
-                let message = describe(&error);
-                let dead = self.fail(id, 0, &message).await?;
-                self.log(id, planned, if dead { "dead" } else { "error" }, seconds, Some(&message))
-                    .await?;
-                Outcome::Failed { dead }
+                self.settle(id, 0, planned, seconds, Err(describe(&error))).await?
             }
         };
-        Ok(Applied {
-            platform: e.platform.as_str().to_owned(),
-            kind: e.kind.as_str(),
-            outcome,
-            seconds,
-        })
+        Ok(Applied::new(planned, outcome, seconds))
     }
 
     async fn apply(
@@ -281,7 +268,6 @@ impl Recorder<'_, '_> {
         attempts: u32,
         planned: &Planned,
     ) -> Result<Applied, StoreError> {
-        let e = &planned.event;
         let started = Instant::now();
         let applied = if self.careful {
             let savepoint = self.tx.transaction().await?;
@@ -297,32 +283,42 @@ impl Recorder<'_, '_> {
             Ok(())
         };
         let seconds = started.elapsed().as_secs_f64();
-        let outcome = match applied {
+        if applied.is_ok() {
+            self.tx
+                .execute(
+                    "UPDATE events SET status = 'processed', attempts = $2, error = NULL,
+                         updated_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                    &[&id, &(attempts as i64 + 1), &self.now],
+                )
+                .await?;
+        }
+        let result = applied.map_err(|e| describe(&e));
+        let outcome = self.settle(id, attempts, planned, seconds, result).await?;
+        Ok(Applied::new(planned, outcome, seconds))
+    }
+
+    /// Records how applying event `id` went: the failure (and the next attempt) if it failed,
+    /// and the log line either way.
+    async fn settle(
+        &mut self,
+        id: i64,
+        attempts: u32,
+        planned: &Planned,
+        seconds: f64,
+        result: Result<(), String>,
+    ) -> Result<Outcome, StoreError> {
+        match result {
             Ok(()) => {
-                self.tx
-                    .execute(
-                        "UPDATE events SET status = 'processed', attempts = $2, error = NULL,
-                             updated_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1",
-                        &[&id, &(attempts as i64 + 1), &self.now],
-                    )
-                    .await?;
                 self.log(id, planned, "processed", seconds, None).await?;
-                Outcome::Processed
+                Ok(Outcome::Processed)
             }
-            Err(error) => {
-                let message = describe(&error);
+            Err(message) => {
                 let dead = self.fail(id, attempts, &message).await?;
-                self.log(id, planned, if dead { "dead" } else { "error" }, seconds, Some(&message))
-                    .await?;
-                Outcome::Failed { dead }
+                let status = if dead { "dead" } else { "error" };
+                self.log(id, planned, status, seconds, Some(&message)).await?;
+                Ok(Outcome::Failed { dead })
             }
-        };
-        Ok(Applied {
-            platform: e.platform.as_str().to_owned(),
-            kind: e.kind.as_str(),
-            outcome,
-            seconds,
-        })
+        }
     }
 
     /// Records a failed attempt; returns whether the event is now dead.

@@ -144,7 +144,6 @@ impl Recorder<'_, '_> {
         delivery: DeliveryId,
         planned: &Planned,
     ) -> Result<Applied, StoreError> {
-        let e = &planned.event;
         let started = Instant::now();
         let (inserted, applied) = {
             let savepoint = self.tx.savepoint()?;
@@ -161,81 +160,63 @@ impl Recorder<'_, '_> {
         let seconds = started.elapsed().as_secs_f64();
         let outcome = match (inserted, applied) {
             (None, _) => Outcome::Duplicate,
-            (Some(id), Ok(())) => {
-                self.log(id, e.platform.as_str(), e.kind.as_str(), "processed", seconds, None)?;
-                Outcome::Processed
-            }
+            (Some(id), Ok(())) => self.settle(id, 0, planned, seconds, Ok(()))?,
             (Some(_), Err(error)) => {
                 // The savepoint was rolled back, event row included: store it as failed.
                 let id = insert_event(self.tx, delivery, planned, "pending", 0, self.now)?
                     .expect("the key was free a moment ago in this transaction");
-                let message = error.to_string();
-                let dead = self.fail(id, 0, self.policy.max_attempts, &message)?;
-                let status = if dead { "dead" } else { "error" };
-                self.log(
-                    id,
-                    e.platform.as_str(),
-                    e.kind.as_str(),
-                    status,
-                    seconds,
-                    Some(&message),
-                )?;
-                Outcome::Failed { dead }
+                self.settle(id, 0, planned, seconds, Err(error.to_string()))?
             }
         };
-        Ok(Applied {
-            platform: e.platform.as_str().to_owned(),
-            kind: e.kind.as_str(),
-            outcome,
-            seconds,
-        })
+        Ok(Applied::new(planned, outcome, seconds))
     }
 
-    /// Applies one event inside a savepoint and records the outcome and its log line.
+    /// Applies a stored event again inside a savepoint.
     fn apply(&mut self, id: i64, attempts: u32, planned: &Planned) -> Result<Applied, StoreError> {
         let started = Instant::now();
         let result = {
             let savepoint = self.tx.savepoint()?;
             let applied = planned.facts.iter().try_for_each(|fact| facts::apply(&savepoint, fact));
-            match applied {
-                Ok(()) => savepoint.commit(),
-                Err(error) => Err(error),
-            }
+            applied.and_then(|()| savepoint.commit())
         };
         let seconds = started.elapsed().as_secs_f64();
+        if result.is_ok() {
+            self.tx
+                .prepare_cached(
+                    "UPDATE events SET status = 'processed', attempts = ?2, error = NULL,
+                         updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, attempts + 1, self.now])?;
+        }
+        let outcome =
+            self.settle(id, attempts, planned, seconds, result.map_err(|e| e.to_string()))?;
+        Ok(Applied::new(planned, outcome, seconds))
+    }
+
+    /// Records how applying event `id` went: the failure (and the next attempt) if it failed,
+    /// and the log line either way.
+    fn settle(
+        &mut self,
+        id: i64,
+        attempts: u32,
+        planned: &Planned,
+        seconds: f64,
+        result: Result<(), String>,
+    ) -> Result<Outcome, StoreError> {
         let e = &planned.event;
-        let outcome = match result {
+        let (platform, kind) = (e.platform.as_str(), e.kind.as_str());
+        match result {
             Ok(()) => {
-                self.tx
-                    .prepare_cached(
-                        "UPDATE events SET status = 'processed', attempts = ?2, error = NULL,
-                             updated_at = ?3 WHERE id = ?1",
-                    )?
-                    .execute(params![id, attempts + 1, self.now])?;
-                self.log(id, e.platform.as_str(), e.kind.as_str(), "processed", seconds, None)?;
-                Outcome::Processed
+                self.log(id, platform, kind, "processed", seconds, None)?;
+                Ok(Outcome::Processed)
             }
-            Err(error) => {
-                let message = error.to_string();
+            Err(message) => {
                 let dead = self.fail(id, attempts, self.policy.max_attempts, &message)?;
                 let status = if dead { "dead" } else { "error" };
-                self.log(
-                    id,
-                    e.platform.as_str(),
-                    e.kind.as_str(),
-                    status,
-                    seconds,
-                    Some(&message),
-                )?;
-                Outcome::Failed { dead }
+                self.log(id, platform, kind, status, seconds, Some(&message))?;
+                Ok(Outcome::Failed { dead })
             }
-        };
-        Ok(Applied {
-            platform: e.platform.as_str().to_owned(),
-            kind: e.kind.as_str(),
-            outcome,
-            seconds,
-        })
+        }
     }
 
     /// Records a failed attempt; returns whether the event is now dead.
