@@ -12,7 +12,7 @@ mod replay;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meta_webhooks::event::{Event, split};
@@ -72,6 +72,8 @@ pub struct Pipeline {
     /// Where batches are written when the pipeline itself runs at a lower priority: a
     /// low-priority thread holding the store's write lock would keep requests waiting.
     record_on: Option<tokio::runtime::Handle>,
+    /// When the lag gauge was last refreshed, unix milliseconds.
+    lag_observed: Arc<AtomicI64>,
 }
 
 impl Pipeline {
@@ -85,6 +87,7 @@ impl Pipeline {
             wake: Arc::new(Notify::new()),
             claim,
             record_on: None,
+            lag_observed: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -133,7 +136,9 @@ impl Pipeline {
         };
         self.metrics.pipeline_retries.inc_by(retries as u64);
         let report = self.observe(&applied, deliveries);
-        self.observe_lag(clock::now_ms()).await?;
+        if self.lag_due(now) {
+            self.observe_lag(clock::now_ms()).await?;
+        }
         Ok(report)
     }
 
@@ -234,6 +239,16 @@ impl Pipeline {
             self.metrics.events.get_or_create(&labels).inc();
         }
         report
+    }
+
+    /// Whether a busy step should refresh the lag gauge (at most once a second).
+    fn lag_due(&self, now: i64) -> bool {
+        let last = self.lag_observed.load(Ordering::Relaxed);
+        now - last >= 1000
+            && self
+                .lag_observed
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     async fn observe_lag(&self, now: i64) -> Result<(), StoreError> {

@@ -73,7 +73,7 @@ pub async fn check(
         .append_pair("hub.challenge", challenge)
         .append_pair("hub.verify_token", token.expose());
     let started = Instant::now();
-    let client = reqwest::Client::builder().timeout(timeout).build();
+    let client = super::client_builder().timeout(timeout).build();
     let answer = match client {
         Ok(client) => {
             let request = client.get(call).header("user-agent", HANDSHAKE_USER_AGENT);

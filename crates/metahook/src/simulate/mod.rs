@@ -39,6 +39,17 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
+/// A client builder with TLS ready: rustls with the ring provider (installed once for the
+/// process) and the system's certificate authorities.
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Fails only if another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// Runs the command; prints its report on stdout.
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
     if args.list {
@@ -209,12 +220,10 @@ fn target_url(given: Option<&str>, config: &Config) -> anyhow::Result<Url> {
     };
     let url = Url::parse(&text).map_err(|e| usage(format!("--url {text}: {e}")))?;
     match url.scheme() {
-        "http" => Ok(url),
-        "https" => Err(usage(format!(
-            "--url {text}: https is not supported yet, this build has no TLS client; send to an \
-             http:// address (a local port, or the plain side of your TLS proxy or tunnel)"
-        ))),
-        other => Err(usage(format!("--url {text}: unsupported scheme {other}, expected http"))),
+        "http" | "https" => Ok(url),
+        other => {
+            Err(usage(format!("--url {text}: unsupported scheme {other}, expected http or https")))
+        }
     }
 }
 

@@ -113,7 +113,7 @@ pub struct Sender {
 impl Sender {
     /// A sender to `url` signing with `secret`.
     pub fn new(url: Url, secret: Secret, policy: Policy) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = super::client_builder()
             .pool_max_idle_per_host(policy.concurrency)
             .timeout(policy.timeout)
             .build()?;

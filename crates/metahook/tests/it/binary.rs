@@ -28,13 +28,14 @@ async fn every_acknowledged_delivery_survives_sigkill_under_load() {
     let stored = stored_bodies(dir.path()).await;
     let lost = acked.difference(&stored).count();
     assert_eq!(lost, 0, "{lost} acknowledged deliveries lost");
-    let status: serde_json::Value =
-        reqwest::get(format!("{}/meta/webhook/status", restarted.address))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let status: serde_json::Value = crate::helpers::client()
+        .get(format!("{}/meta/webhook/status", restarted.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["store"]["deliveries"], stored.len());
 }
 
@@ -86,7 +87,7 @@ async fn migrate_and_status_work_without_a_server() {
 async fn signed_fixtures_sent_to_the_binary_are_decoded_and_listed_by_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
     let process = Process::start(dir.path()).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     for name in ["01-fb-text-real-2017.json", "48-ig-comment-real.json", "61-wa-reaction-pywa.json"]
     {
         let body = std::fs::read(crate::fixtures::dir().join(name)).unwrap();

@@ -35,7 +35,7 @@ async fn sorted(app: &TestApp, path: &str) -> Vec<Value> {
 }
 
 async fn admin_items(address: &str, path: &str) -> Vec<Value> {
-    let page: Value = reqwest::Client::new()
+    let page: Value = crate::helpers::client()
         .get(format!("{address}{path}?limit=1000"))
         .bearer_auth("admin")
         .send()

@@ -80,7 +80,7 @@ impl TestApp {
         let server = tokio::spawn(metahook::app::run(config, listener, async {
             let _ = stop.await;
         }));
-        let app = Self { address, client: reqwest::Client::new(), dir, shutdown, server };
+        let app = Self { address, client: client(), dir, shutdown, server };
         // Requests wait in the listen queue until the store is open and the router serves.
         assert_eq!(app.get("/healthz").await.status(), 200);
         app
@@ -255,4 +255,19 @@ pub async fn event_log(dir: &Path, event_id: i64) -> Vec<String> {
             client.query(sql, &[&event_id]).await.unwrap().iter().map(|r| r.get(0)).collect()
         }
     }
+}
+
+/// An HTTP client for tests. The service's own TLS client is built without a default crypto
+/// provider, and reqwest's features are shared by every user in the build, so tests install
+/// the same provider the service installs before building any client.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("a test client")
 }

@@ -61,7 +61,7 @@ impl Process {
         }
         let child = command.arg("serve").spawn().unwrap();
         let process = Self { child, address: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
+        let client = crate::helpers::client();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(r) = client.get(format!("{}/healthz", process.address)).send().await
@@ -75,7 +75,8 @@ impl Process {
     }
 
     pub async fn status(&self) -> Option<serde_json::Value> {
-        let response = reqwest::get(format!("{}/meta/webhook/status", self.address)).await.ok()?;
+        let url = format!("{}/meta/webhook/status", self.address);
+        let response = crate::helpers::client().get(url).send().await.ok()?;
         response.json().await.ok()
     }
 
@@ -112,7 +113,8 @@ impl Load {
     ) -> Self {
         let acked = Arc::new(Mutex::new(HashSet::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let client =
+            crate::helpers::client_builder().timeout(Duration::from_secs(10)).build().unwrap();
         let tasks = (0..workers)
             .map(|w| {
                 let (client, acked, stop, addresses) =

@@ -341,7 +341,7 @@ async fn handshake_against_a_wrong_endpoint_says_what_is_wrong() {
 async fn usage_errors_exit_2_with_a_message_and_list_names_every_kind() {
     let cases: [(&[&str], &str); 5] = [
         (&["messages", "--url", "http://127.0.0.1:9/"], "unknown kind `messages`"),
-        (&["message", "--url", "https://example.com/hook"], "TLS"),
+        (&["message", "--url", "ftp://example.com/hook"], "unsupported scheme ftp"),
         (&["message", "--url", "http://127.0.0.1:9/"], "no app secret"),
         (&["message", "--batch", "1001"], "1001"),
         (&["--url", "http://127.0.0.1:9/"], "name at least one kind"),
@@ -378,4 +378,19 @@ async fn a_seed_and_a_start_time_make_a_dry_run_repeatable() {
         first.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     let events: usize = bodies.iter().map(|b| meta_webhooks::split(b).unwrap().len()).sum();
     assert_eq!(events, 50);
+}
+
+#[tokio::test]
+async fn an_https_url_is_sent_over_tls_and_a_failed_handshake_is_not_acknowledged() {
+    // metahook itself speaks plain HTTP: a TLS client hello to it cannot succeed, so the
+    // delivery counts as not acknowledged (exit 1), not as a usage error (exit 2).
+    let app = TestApp::spawn().await;
+    let url = app.url("/meta/webhook").replace("http://", "https://");
+    let output =
+        binary(&["message", "--url", &url, "--secret", SECRET, "--retries", "0", "--json"], &[])
+            .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let summary = stdout_json(&output);
+    assert_eq!(summary["acknowledged"], 0, "{summary}");
+    assert!(app.stored().await.is_empty());
 }

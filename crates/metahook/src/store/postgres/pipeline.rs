@@ -93,10 +93,14 @@ impl PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_one(
+                // Ids follow arrival, so the oldest is the first by id: one index seek each,
+                // however long the backlog.
                 "SELECT LEAST(
-                     (SELECT min(received_at) FROM deliveries WHERE split_at IS NULL),
-                     (SELECT min(d.received_at) FROM events e JOIN deliveries d ON d.id = e.delivery_id
-                      WHERE e.status IN ('pending', 'error')))",
+                     (SELECT received_at FROM deliveries WHERE split_at IS NULL ORDER BY id LIMIT 1),
+                     (SELECT d.received_at FROM events e JOIN deliveries d ON d.id = e.delivery_id
+                      WHERE e.status = 'pending' ORDER BY e.id LIMIT 1),
+                     (SELECT d.received_at FROM events e JOIN deliveries d ON d.id = e.delivery_id
+                      WHERE e.status = 'error' ORDER BY e.id LIMIT 1))",
                 &[],
             )
             .await?;

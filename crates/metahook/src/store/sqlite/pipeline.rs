@@ -61,11 +61,17 @@ impl SqliteStore {
     pub(crate) fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
         let conn = lock(&self.reader);
         let oldest = conn.query_row(
+            // Ids follow arrival, so the oldest is the first by id: one index seek each,
+            // however long the backlog.
             "SELECT min(t) FROM (
-                 SELECT min(received_at) AS t FROM deliveries WHERE split_at IS NULL
+                 SELECT (SELECT received_at FROM deliveries WHERE split_at IS NULL
+                         ORDER BY id LIMIT 1) AS t
                  UNION ALL
-                 SELECT min(d.received_at) FROM events e JOIN deliveries d ON d.id = e.delivery_id
-                 WHERE e.status IN ('pending', 'error'))",
+                 SELECT (SELECT d.received_at FROM events e JOIN deliveries d ON d.id = e.delivery_id
+                         WHERE e.status = 'pending' ORDER BY e.id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT d.received_at FROM events e JOIN deliveries d ON d.id = e.delivery_id
+                         WHERE e.status = 'error' ORDER BY e.id LIMIT 1))",
             [],
             |r| r.get(0),
         )?;
