@@ -140,7 +140,11 @@ pub async fn run(
     let metrics = Metrics::new();
     let pipeline = pipeline(&config, &store, &metrics);
     let pipeline_wake = pipeline.waker();
-    let limits = InboxLimits { batch_max: config.inbox_batch_max, queue: config.inbox_queue };
+    let limits = InboxLimits {
+        batch_max: config.inbox_batch_max,
+        queue: config.inbox_queue,
+        commit_timeout: Duration::from_millis(config.inbox_commit_timeout_ms),
+    };
     let spool = open_spool(&config, &store).await?;
     let (inbox, writer) =
         Inbox::start(store.clone(), metrics.clone(), limits, pipeline_wake.clone(), spool);

@@ -28,6 +28,9 @@ pub struct Config {
     pub inbox_batch_max: usize,
     /// Most deliveries waiting for a commit before new requests wait for room.
     pub inbox_queue: usize,
+    /// Longest wait for one inbox commit, in milliseconds, before its deliveries are spooled
+    /// (PostgreSQL) or refused with 503.
+    pub inbox_commit_timeout_ms: u64,
     /// Seconds Meta is told to wait (`Retry-After`) when the store cannot take a delivery.
     pub retry_after_secs: u32,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
@@ -87,6 +90,7 @@ struct FileLayer {
     body_limit: Option<toml::Value>,
     inbox_batch_max: Option<toml::Value>,
     inbox_queue: Option<toml::Value>,
+    inbox_commit_timeout_ms: Option<toml::Value>,
     retry_after_secs: Option<toml::Value>,
     log: Option<String>,
     pipeline_max_attempts: Option<toml::Value>,
@@ -124,6 +128,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("body_limit", "METAHOOK_BODY_LIMIT", Some("4MiB")),
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
+    ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
     ("retry_after_secs", "METAHOOK_RETRY_AFTER_SECS", Some("5")),
     ("log", "METAHOOK_LOG", Some("info")),
     ("pipeline_max_attempts", "METAHOOK_PIPELINE_MAX_ATTEMPTS", Some("8")),
@@ -185,6 +190,8 @@ impl Config {
         let body_limit = parse(take("body_limit").expect("has a default"), parse_size)?;
         let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
+        let inbox_commit_timeout_ms =
+            parse(take("inbox_commit_timeout_ms").expect("has a default"), positive)? as u64;
         let retry_after_secs = parse(take("retry_after_secs").expect("has a default"), |v| {
             v.parse::<u32>().map_err(|e| format!("{e}: expected whole seconds"))
         })?;
@@ -224,6 +231,7 @@ impl Config {
             body_limit,
             inbox_batch_max,
             inbox_queue,
+            inbox_commit_timeout_ms,
             retry_after_secs,
             log,
             pipeline_max_attempts,
@@ -262,6 +270,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("body_limit", layer.body_limit.map(scalar)),
         ("inbox_batch_max", layer.inbox_batch_max.map(scalar)),
         ("inbox_queue", layer.inbox_queue.map(scalar)),
+        ("inbox_commit_timeout_ms", layer.inbox_commit_timeout_ms.map(scalar)),
         ("retry_after_secs", layer.retry_after_secs.map(scalar)),
         ("log", layer.log),
         ("pipeline_max_attempts", layer.pipeline_max_attempts.map(scalar)),

@@ -24,6 +24,30 @@ pub enum Fact {
     Optin(OptinFact),
 }
 
+impl Fact {
+    /// The row this fact merges into, as (table, key). Writers that apply many facts in one
+    /// transaction sort by it, so that concurrent transactions take row locks in one order
+    /// and cannot wait on each other in a cycle.
+    pub fn row(&self) -> (u8, String) {
+        match self {
+            Fact::Message(f) => (0, format!("{}\u{0}{}", f.platform, f.mid)),
+            Fact::Conversation(f) => {
+                (1, format!("{}\u{0}{}\u{0}{}", f.platform, f.account_id, f.user_id))
+            }
+            Fact::Reaction(f) => (2, format!("{}\u{0}{}\u{0}{}", f.platform, f.mid, f.user_id)),
+            Fact::Comment(f) => (3, format!("{}\u{0}{}", f.platform, f.comment_id)),
+            Fact::Mention(f) => {
+                (4, format!("{}\u{0}{}\u{0}{}", f.platform, f.account_id, f.media_id))
+            }
+            Fact::StoryInsights(f) => (5, format!("{}\u{0}{}", f.account_id, f.media_id)),
+            Fact::Feed(f) => (6, format!("{}\u{0}{}\u{0}{}", f.account_id, f.item_id, f.verb)),
+            Fact::Optin(f) => {
+                (7, format!("{}\u{0}{}\u{0}{}", f.platform, f.account_id, f.user_key))
+            }
+        }
+    }
+}
+
 /// Where a message stands. The numbers order the states: a merge keeps the highest, so a
 /// status only moves forward, and `failed` never replaces `delivered` or `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

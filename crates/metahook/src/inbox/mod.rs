@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
-use crate::store::{DeliveryId, NewDelivery, Store};
+use crate::store::{DeliveryId, NewDelivery, Store, StoreError};
 
 pub use spool::Spool;
 
@@ -91,6 +91,8 @@ pub struct InboxLimits {
     pub batch_max: usize,
     /// Most deliveries waiting before requests wait for room.
     pub queue: usize,
+    /// Longest wait for one commit before its deliveries are spooled or refused.
+    pub commit_timeout: Duration,
 }
 
 impl Inbox {
@@ -117,6 +119,7 @@ impl Inbox {
             batch_max: limits.batch_max,
             committed,
             spool,
+            commit_timeout: limits.commit_timeout,
         };
         state.publish_spool();
         let task = tokio::spawn(state.run(rx));
@@ -191,6 +194,7 @@ struct WriterState {
     batch_max: usize,
     committed: Arc<Notify>,
     spool: Option<Spool>,
+    commit_timeout: Duration,
 }
 
 impl WriterState {
@@ -233,7 +237,21 @@ impl WriterState {
         }
         let size = batch.len();
         let started = Instant::now();
-        let result = self.store.append(batch.clone(), rejected).await;
+        // A database that hangs must not hold requests past what Meta waits for: past the
+        // timeout the batch counts as failed (and is spooled, where there is a spool). The
+        // commit may still land later; a delivery stored twice is applied once all the same.
+        let result = match tokio::time::timeout(
+            self.commit_timeout,
+            self.store.append(batch.clone(), rejected),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Task(format!(
+                "commit took longer than {} ms",
+                self.commit_timeout.as_millis()
+            ))),
+        };
         self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(ids) => {
