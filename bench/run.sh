@@ -24,11 +24,15 @@
 # of the pair; on 2 cores runs vary by 15-50%. Raw outputs are kept in target/bench/<time>/.
 #
 # Usage: bash bench/run.sh [--install] [--self-test] [--help]. Paths are from the repo root.
+# Each server's log is kept next to the raw outputs. Helpers shared with bench/pipeline.sh and
+# bench/postgres.sh are in bench/lib.sh.
 # Exit status: 0 every target met, 1 a target missed or the store check failed, 2 setup failed.
 
 # shellcheck disable=SC2317  # functions run through phase's "$@" and the EXIT trap
 set -Eeuo pipefail
 trap 'log "failed: line $LINENO: $BASH_COMMAND"; exit 2' ERR
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 SATURATION_SECS=${BENCH_SATURATION_SECS:-10}
@@ -54,8 +58,6 @@ INSTALL=0
 SELF_TEST=0
 WORK=""
 declare -A PID=()
-OHA_FLAGS=()
-OHA_WAITS=0
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -71,12 +73,10 @@ Environment (default):
   BENCH_STALL_SECS ($STALL_SECS): stop waiting sooner when the backlog has not shrunk for this long
   BENCH_BODY_BYTES ($BODY_BYTES)  BENCH_METAHOOK_PORT ($METAHOOK_PORT)  BENCH_BARE_PORT ($BARE_PORT)
   BENCH_BUILD=0: use the binaries as they are   METAHOOK_BIN, BARE_BIN: other binaries
+  BENCH_COMMIT: the commit those binaries were built from, for machine.txt
   BENCH_KEEP=1: keep the temporary database     BENCH_RESULTS_DIR: where raw outputs go
 EOF
 }
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 2; }
 
 # --- tools and build ------------------------------------------------------------------------
 
@@ -98,13 +98,6 @@ check_tools() {
     exit 2
 }
 
-install_command() {
-    case $1 in
-        oha) echo "cargo install oha --locked      # about 6 minutes on 2 cores" ;;
-        *) echo "apt-get update && apt-get install -y $1" ;;
-    esac
-}
-
 install_tools() {
     local tool
     for tool in "$@"; do
@@ -114,26 +107,6 @@ install_tools() {
             *) apt-get update -qq && apt-get install -y "$tool" ;;
         esac
     done
-}
-
-# oha's flags have changed between versions; ask the installed one what it has.
-detect_oha_flags() {
-    local help
-    help=$(oha --help)
-    if grep -q -- '--output-format' <<<"$help"; then
-        OHA_FLAGS+=(--output-format json)
-    elif grep -q -- '--json' <<<"$help"; then
-        OHA_FLAGS+=(--json)
-    else
-        die "this oha ($(oha --version)) has no JSON output; cargo install oha --locked --force"
-    fi
-    grep -q -- '--latency-correction' <<<"$help" || die "this oha has no --latency-correction"
-    # Without it oha abandons the requests in flight at the deadline; with it, they are
-    # counted, which keeps the count of 200s exact for the store check.
-    if grep -q -- '--wait-ongoing-requests-after-deadline' <<<"$help"; then
-        OHA_FLAGS+=(--wait-ongoing-requests-after-deadline)
-        OHA_WAITS=1
-    fi
 }
 
 build() {
@@ -146,79 +119,6 @@ build() {
     fi
     [[ -x $BARE_BIN ]] || die "no $BARE_BIN"
     [[ $SELF_TEST -eq 1 || -x $METAHOOK_BIN ]] || die "no $METAHOOK_BIN"
-}
-
-# --- the request ----------------------------------------------------------------------------
-
-# Writes a compact Messenger text delivery of exactly BODY_BYTES bytes to $1: one entry, one
-# messaging item, the message text cut to fit. ASCII only, so no escaping changes the length.
-make_body() {
-    python3 - "$1" "$BODY_BYTES" <<'EOF'
-import json, sys
-
-path, size = sys.argv[1], int(sys.argv[2])
-words = (
-    "Hello, I ordered the oak bookshelf on Monday and the tracking page still says the parcel "
-    "is waiting at the depot. Could you tell me whether it will arrive before Saturday? I will "
-    "be away from Sunday until the end of the month, so if it cannot come this week please hold "
-    "it and send it on the second instead. Also, the confirmation email lists the colour as "
-    "natural but I picked the dark walnut finish on the product page; can you check which one "
-    "is actually packed? If it is the wrong one I would rather wait for the right one than send "
-    "it back later. My order number is in the email and the delivery address has not changed. "
-    "If it helps, the best time to reach me is after six in the evening, and the courier can "
-    "leave it with the neighbour at number twelve. Thanks a lot, and sorry for the long message. "
-)
-
-def delivery(text):
-    page, user, sent = "106518714736921", "7390182254661804", 1764770400123
-    item = {
-        "sender": {"id": user},
-        "recipient": {"id": page},
-        "timestamp": sent,
-        "message": {"mid": "m_Hx2bQ8k3UuPzV0cRtL9wYgAa1fE7nJ4sD6mK5oB0qZyXcVe", "text": text},
-    }
-    entry = {"id": page, "time": sent + 212, "messaging": [item]}
-    doc = {"object": "page", "entry": [entry]}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
-
-room = size - len(delivery(""))
-if room < 1:
-    sys.exit(f"BENCH_BODY_BYTES={size} is smaller than an empty delivery")
-text = (words * (room // len(words) + 1))[:room]
-body = delivery(text)
-assert len(body) == size, len(body)
-open(path, "wb").write(body)
-EOF
-}
-
-# Prints the hex HMAC-SHA256 of file $1 under the bench secret, as Meta computes it.
-sign() {
-    python3 -c '
-import hashlib, hmac, sys
-print(hmac.new(sys.argv[2].encode(), open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())
-' "$1" "$SECRET"
-}
-
-# Writes the wrk script: POST the body with its signature, and at the end print one line of
-# counts that parse_wrk reads (wrk's own summary is for people).
-write_wrk_script() {
-    local body=$1 signature=$2
-    cat >"$WORK/post.lua" <<EOF
--- Written by bench/run.sh.
-local file = assert(io.open("$body", "rb"))
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Hub-Signature-256"] = "sha256=$signature"
-
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("wrk-counts requests=%d duration_us=%d status_errors=%d"
-            .. " connect=%d read=%d write=%d timeout=%d\n",
-        summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout))
-end
-EOF
 }
 
 # --- servers --------------------------------------------------------------------------------
@@ -243,9 +143,9 @@ start_server() {
             METAHOOK_APP_SECRET="$SECRET" \
             METAHOOK_VERIFY_TOKEN="$VERIFY_TOKEN" \
             METAHOOK_LISTEN="127.0.0.1:$port" \
-            "$bin" serve) >"$WORK/$role.log" 2>&1 &
+            "$bin" serve) >"$RESULTS/$role.log" 2>&1 &
     else
-        "$BARE_BIN" "127.0.0.1:$port" >"$WORK/$role.log" 2>&1 &
+        "$BARE_BIN" "127.0.0.1:$port" >"$RESULTS/$role.log" 2>&1 &
     fi
     PID[$role]=$!
     wait_ready "$role"
@@ -256,7 +156,7 @@ wait_ready() {
     local role=$1 tries=0 code
     while ((tries++ < 100)); do
         if ! running "${PID[$role]}"; then
-            tail -20 "$WORK/$role.log" >&2
+            tail -20 "$RESULTS/$role.log" >&2
             die "$role exited at start (its log is above)"
         fi
         if is_service "$role"; then
@@ -268,7 +168,7 @@ wait_ready() {
         [[ $code == 200 ]] && return
         sleep 0.1
     done
-    tail -20 "$WORK/$role.log" >&2
+    tail -20 "$RESULTS/$role.log" >&2
     die "$role did not answer 200 within 10 s"
 }
 
@@ -353,16 +253,9 @@ wait_drained() {
     record metahook "drain_$phase" "gave up after $((SECONDS - start))"
 }
 
-# A server that exited but is not yet reaped still answers kill -0, so read its state instead.
-running() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true)
-    [[ -n $state && $state != Z ]]
-}
-
 check_alive() {
     if ! running "${PID[$1]}"; then
-        tail -20 "$WORK/$1.log" >&2
+        tail -20 "$RESULTS/$1.log" >&2
         die "$1 exited during $2 (its log is above)"
     fi
 }
@@ -370,9 +263,6 @@ check_alive() {
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/${PID[$1]}/status"; }
 
 # --- load generators ------------------------------------------------------------------------
-
-# Results go into $WORK/results as "role.name=value" lines, read by report.
-record() { echo "$1.$2=$3" >>"$WORK/results"; }
 
 run_wrk() {
     local role=$1 name=$2 secs=$3 out
@@ -383,21 +273,6 @@ run_wrk() {
     parse_wrk "$out" |
         while read -r field value; do record "$role" "wrk_${name}_$field" "$value"; done ||
         die "no counts in $out"
-}
-
-# Prints "name value" lines: rps, ok (answers under 400: metahook's are all 200), other
-# (answers of 400 and above), errors (socket errors and timeouts).
-parse_wrk() {
-    awk '
-        /^wrk-counts / {
-            for (i = 2; i <= NF; i++) { split($i, kv, "="); c[kv[1]] = kv[2] }
-            print "rps", c["requests"] / (c["duration_us"] / 1e6)
-            print "ok", c["requests"] - c["status_errors"]
-            print "other", c["status_errors"]
-            print "errors", c["connect"] + c["read"] + c["write"] + c["timeout"]
-            found = 1
-        }
-        END { if (!found) exit 1 }' "$1"
 }
 
 # oha with the signed POST; extra arguments select the mode. Raw JSON goes to the results.
@@ -419,24 +294,6 @@ run_oha_saturation() {
 run_oha_rate() {
     log "$1: oha at $RATE requests/s, ${LATENCY_SECS} s, latency corrected"
     oha_post "$1" rate -z "${LATENCY_SECS}s" -q "$RATE" --latency-correction
-}
-
-# Prints "name value" lines: rps, p50/p99/p999 in ms, ok (200s), other (other codes), errors.
-parse_oha() {
-    python3 - "$1" <<'EOF'
-import json, sys
-
-doc = json.load(open(sys.argv[1]))
-codes = doc.get("statusCodeDistribution") or {}
-percentiles = doc["latencyPercentiles"]
-print("rps", doc["summary"]["requestsPerSec"])
-for name, key in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-    seconds = percentiles.get(key)
-    print(name, "nan" if seconds is None else seconds * 1000)
-print("ok", codes.get("200", 0))
-print("other", sum(n for code, n in codes.items() if code != "200"))
-print("errors", sum((doc.get("errorDistribution") or {}).values()))
-EOF
 }
 
 # Phases are named like the keys they record: probe_ok, wrk_warmup_rps, oha_rate_p99, ...
@@ -472,18 +329,9 @@ phase() {
 
 # --- report ---------------------------------------------------------------------------------
 
-describe_machine() {
+describe_run() {
     {
-        echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-        echo "cpu: $(nproc) x $(awk -F': ' '
-            /^model name/ { name = $2 } /^cpu family/ { family = $2 } /^model\t/ { model = $2 }
-            /^flags/ { virt = ($2 ~ / hypervisor /) ? ", virtual machine" : "" }
-            END { printf "%s (family %s, model %s%s)", name, family, model, virt }' /proc/cpuinfo)"
-        echo "memory: $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-        echo "kernel: $(uname -r)"
-        echo "database: $WORK, on" \
-            "$(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ' || stat -f -c %T "$WORK")"
+        describe_machine "$WORK"
         echo "wrk: $({ wrk -v 2>&1 || true; } | awk 'NR == 1 { print $1, $2 }')"
         echo "oha: $(oha --version)"
         echo "body: $BODY_BYTES bytes, connections: $CONNECTIONS," \
@@ -611,14 +459,12 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     mkdir -p "$RESULTS"
-    describe_machine
-    if [[ $(stat -f -c %T "$WORK") == tmpfs ]]; then
-        log "warning: $WORK is on tmpfs, where fsync costs nothing; set TMPDIR to a disk"
-    fi
+    describe_run
+    warn_if_tmpfs "$WORK"
 
-    make_body "$WORK/body.json"
+    make_body "$WORK/body.json" "$BODY_BYTES"
     SIGNATURE=$(sign "$WORK/body.json")
-    write_wrk_script "$WORK/body.json" "$SIGNATURE"
+    write_wrk_script "$WORK/body.json" "$SIGNATURE" "$WORK/post.lua"
 
     start_server bare
     start_server metahook
@@ -627,7 +473,7 @@ main() {
 
     local status=0
     report | tee "$RESULTS/summary.txt" || status=$?
-    log "raw outputs and this table: $RESULTS/"
+    log "raw outputs, server logs and this table: $RESULTS/"
     exit "$status"
 }
 
