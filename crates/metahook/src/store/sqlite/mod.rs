@@ -25,6 +25,8 @@ pub struct SqliteStore {
     /// threads), so that an inbox commit waits for at most the transaction in progress.
     writer: Arc<tokio::sync::Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    /// The pipeline's own reads, so that status and admin queries never hold up its claims.
+    claimer: Arc<Mutex<Connection>>,
     checkpointer: Arc<Mutex<Connection>>,
 }
 
@@ -38,10 +40,12 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
         let reader = connect(path)?;
+        let claimer = connect(path)?;
         let checkpointer = connect(path)?;
         Ok(Self {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            claimer: Arc::new(Mutex::new(claimer)),
             checkpointer: Arc::new(Mutex::new(checkpointer)),
         })
     }

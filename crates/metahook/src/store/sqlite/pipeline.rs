@@ -14,7 +14,7 @@ use crate::store::{DeliveryId, StoreError};
 
 impl SqliteStore {
     pub(crate) fn unsplit(&self, limit: usize) -> Result<Vec<UnsplitDelivery>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = lock(&self.claimer);
         let mut stmt = conn.prepare_cached(
             "SELECT id, received_at, body FROM deliveries WHERE split_at IS NULL ORDER BY id LIMIT ?1",
         )?;
@@ -29,7 +29,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn due_events(&self, now: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = lock(&self.claimer);
         let mut stmt = conn.prepare_cached(
             "SELECT id, delivery_id, platform, key, attempts FROM events
              WHERE status IN ('pending', 'error') AND next_attempt_at <= ?1
@@ -48,7 +48,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn delivery_body(&self, id: DeliveryId) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = lock(&self.claimer);
         let body = conn
             .prepare_cached("SELECT body FROM deliveries WHERE id = ?1")?
             .query_row([id.0], |r| r.get(0))
@@ -59,7 +59,7 @@ impl SqliteStore {
     /// Arrival of the oldest delivery not yet split, or of the delivery of the oldest event
     /// still waiting to be applied.
     pub(crate) fn oldest_pending(&self) -> Result<Option<i64>, StoreError> {
-        let conn = lock(&self.reader);
+        let conn = lock(&self.claimer);
         let oldest = conn.query_row(
             // Ids follow arrival, so the oldest is the first by id: one index seek each,
             // however long the backlog.
