@@ -159,6 +159,7 @@ pub async fn run(
         app_secrets: config.app_secrets.clone(),
         verify_token: config.verify_token.clone(),
         body_limit: config.body_limit,
+        body_timeout: Duration::from_millis(config.body_timeout_ms),
         retry_after_secs: config.retry_after_secs,
         admin_token: config.admin_token.clone(),
         inbox: inbox.clone(),

@@ -24,6 +24,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest time a request body may take to arrive, in milliseconds (then 408).
+    pub body_timeout_ms: u64,
     /// Most deliveries written in one commit.
     pub inbox_batch_max: usize,
     /// Most deliveries waiting for a commit before new requests wait for room.
@@ -88,6 +90,7 @@ struct FileLayer {
     app_secrets: Option<StringOrList>,
     admin_token: Option<String>,
     body_limit: Option<toml::Value>,
+    body_timeout_ms: Option<toml::Value>,
     inbox_batch_max: Option<toml::Value>,
     inbox_queue: Option<toml::Value>,
     inbox_commit_timeout_ms: Option<toml::Value>,
@@ -126,6 +129,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("app_secrets", "METAHOOK_APP_SECRET", None),
     ("admin_token", "METAHOOK_ADMIN_TOKEN", None),
     ("body_limit", "METAHOOK_BODY_LIMIT", Some("4MiB")),
+    ("body_timeout_ms", "METAHOOK_BODY_TIMEOUT_MS", Some("10000")),
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
@@ -188,6 +192,8 @@ impl Config {
         };
         let admin_token = take("admin_token").map(|r| parse(r, non_empty_secret)).transpose()?;
         let body_limit = parse(take("body_limit").expect("has a default"), parse_size)?;
+        let body_timeout_ms =
+            parse(take("body_timeout_ms").expect("has a default"), positive)? as u64;
         let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
         let inbox_commit_timeout_ms =
@@ -229,6 +235,7 @@ impl Config {
             app_secrets,
             admin_token,
             body_limit,
+            body_timeout_ms,
             inbox_batch_max,
             inbox_queue,
             inbox_commit_timeout_ms,
@@ -268,6 +275,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         ("app_secrets", secrets),
         ("admin_token", layer.admin_token),
         ("body_limit", layer.body_limit.map(scalar)),
+        ("body_timeout_ms", layer.body_timeout_ms.map(scalar)),
         ("inbox_batch_max", layer.inbox_batch_max.map(scalar)),
         ("inbox_queue", layer.inbox_queue.map(scalar)),
         ("inbox_commit_timeout_ms", layer.inbox_commit_timeout_ms.map(scalar)),

@@ -76,7 +76,7 @@ impl Metrics {
         let rejected = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "deliveries_rejected",
-            "POSTs not stored, by reason (signature, not_a_delivery, too_large, unreadable, unavailable)",
+            "POSTs not stored, by reason (signature, not_a_delivery, too_large, timeout, unreadable, unavailable)",
             rejected.clone(),
         );
         let bytes_received = Counter::default();

@@ -2,7 +2,7 @@
 //! its raw bytes, stores it durably, and only then answers 200.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -75,7 +75,7 @@ impl Refusal {
 
 async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), Refusal> {
     let app = &state.inner;
-    let body = read_body(body, headers, app.body_limit).await?;
+    let body = read_body(body, headers, app.body_limit, app.body_timeout).await?;
     app.metrics.bytes_received.inc_by(body.len() as u64);
 
     let signature = headers.get(SIGNATURE_256_HEADER).map(|v| v.as_bytes());
@@ -120,8 +120,15 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
     }
 }
 
-/// Reads the whole body, refusing it as soon as it is known to exceed `limit`.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Refusal> {
+/// Reads the whole body within `timeout`, refusing it as soon as it is known to exceed
+/// `limit`. A client that trickles its body is cut off with 408 instead of holding a
+/// connection and a request slot for as long as it likes.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::new(
             "too_large",
@@ -135,7 +142,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        let message = format!("the body did not arrive within {} ms", timeout.as_millis());
+        return Err(Refusal::new("timeout", ApiError::new(StatusCode::REQUEST_TIMEOUT, message)));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(e) => {

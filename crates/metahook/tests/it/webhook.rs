@@ -288,3 +288,41 @@ async fn concurrent_deliveries_are_all_stored() {
     expected.sort();
     assert_eq!(bodies, expected);
 }
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_the_timeout_is_cut_off_with_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(Options::default().with("METAHOOK_BODY_TIMEOUT_MS", "500")).await;
+    let body = messenger_text(1);
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = slow.into_split();
+    let head = format!(
+        "POST /meta/webhook HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         X-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        sign(SECRET, &body),
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 200 ms: the whole body would take over a minute.
+    let trickle = tokio::spawn(async move {
+        for byte in body {
+            if writer.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    // A valid delivery from another client is served while the slow one trickles.
+    assert_eq!(app.post_signed(messenger_text(2)).await.status(), 200);
+    let mut answer = vec![0u8; 1024];
+    let read = reader.read(&mut answer);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.expect("cut off");
+    let text = String::from_utf8_lossy(&answer[..n.unwrap()]).into_owned();
+    trickle.abort();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(app.stored().await.len(), 1);
+}
