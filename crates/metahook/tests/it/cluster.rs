@@ -108,10 +108,18 @@ async fn three_instances_with_one_killed_store_every_acknowledged_delivery_and_a
     );
 }
 
-/// A PostgreSQL cluster of the test's own, which it can stop and start.
+/// A PostgreSQL cluster of the test's own, which it can stop and start; dropping it stops it.
 struct OwnServer {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     port: u16,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            Self::control("stop", &dir, None);
+        }
+    }
 }
 
 impl OwnServer {
@@ -119,25 +127,24 @@ impl OwnServer {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/postgres.sh")
     }
 
-    fn start(dir: tempfile::TempDir, port: u16) -> Self {
-        let status = Command::new("bash")
-            .arg(Self::script())
-            .args(["start", &dir.path().display().to_string(), &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "could not start PostgreSQL");
-        Self { dir, port }
+    fn control(action: &str, dir: &tempfile::TempDir, port: Option<u16>) -> bool {
+        let mut command = Command::new("bash");
+        command.arg(Self::script()).args([action, &dir.path().display().to_string()]);
+        if let Some(port) = port {
+            command.arg(port.to_string());
+        }
+        command.stdout(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
     }
 
-    fn stop(self) -> (tempfile::TempDir, u16) {
-        let status = Command::new("bash")
-            .arg(Self::script())
-            .args(["stop", &self.dir.path().display().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        (self.dir, self.port)
+    fn start(dir: tempfile::TempDir, port: u16) -> Self {
+        assert!(Self::control("start", &dir, Some(port)), "could not start PostgreSQL");
+        Self { dir: Some(dir), port }
+    }
+
+    fn stop(mut self) -> (tempfile::TempDir, u16) {
+        let dir = self.dir.take().expect("running");
+        assert!(Self::control("stop", &dir, None), "could not stop PostgreSQL");
+        (dir, self.port)
     }
 
     fn url(&self) -> String {
