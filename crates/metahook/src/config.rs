@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use meta_webhooks::Secret;
-use serde::Deserialize;
 
 /// The validated configuration the service runs with.
 #[derive(Debug, Clone)]
@@ -78,41 +77,6 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
     #[error("invalid {key} (from {origin}): {message}")]
     Invalid { key: &'static str, origin: String, message: String },
-}
-
-/// The file layer: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLayer {
-    listen: Option<String>,
-    database_url: Option<String>,
-    verify_token: Option<String>,
-    app_secrets: Option<StringOrList>,
-    admin_token: Option<String>,
-    body_limit: Option<toml::Value>,
-    body_timeout_ms: Option<toml::Value>,
-    inbox_batch_max: Option<toml::Value>,
-    inbox_queue: Option<toml::Value>,
-    inbox_commit_timeout_ms: Option<toml::Value>,
-    retry_after_secs: Option<toml::Value>,
-    log: Option<String>,
-    pipeline_max_attempts: Option<toml::Value>,
-    pipeline_retry_base_ms: Option<toml::Value>,
-    pipeline_retry_max_ms: Option<toml::Value>,
-    pipeline_batch: Option<toml::Value>,
-    pipeline_batch_events: Option<toml::Value>,
-    pipeline: Option<toml::Value>,
-    database_pool_size: Option<toml::Value>,
-    pipeline_lease_ms: Option<toml::Value>,
-    spool_path: Option<String>,
-    spool_limit: Option<toml::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    One(String),
-    Many(Vec<String>),
 }
 
 /// One raw value and where it came from, for error messages.
@@ -255,44 +219,37 @@ impl Config {
     }
 }
 
+/// The file layer: any key of `KEYS`, each a scalar (or, for `app_secrets`, a list of
+/// strings); anything else is refused, naming the key.
 fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    let layer: FileLayer = toml::from_str(&text)
+    let table: toml::Table = toml::from_str(&text)
         .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })?;
-    let scalar = |v: toml::Value| match v {
-        toml::Value::String(s) => s,
-        other => other.to_string(),
-    };
-    let secrets = layer.app_secrets.map(|s| match s {
-        StringOrList::One(s) => s,
-        StringOrList::Many(list) => list.join(","),
-    });
-    let values = [
-        ("listen", layer.listen),
-        ("database_url", layer.database_url),
-        ("verify_token", layer.verify_token),
-        ("app_secrets", secrets),
-        ("admin_token", layer.admin_token),
-        ("body_limit", layer.body_limit.map(scalar)),
-        ("body_timeout_ms", layer.body_timeout_ms.map(scalar)),
-        ("inbox_batch_max", layer.inbox_batch_max.map(scalar)),
-        ("inbox_queue", layer.inbox_queue.map(scalar)),
-        ("inbox_commit_timeout_ms", layer.inbox_commit_timeout_ms.map(scalar)),
-        ("retry_after_secs", layer.retry_after_secs.map(scalar)),
-        ("log", layer.log),
-        ("pipeline_max_attempts", layer.pipeline_max_attempts.map(scalar)),
-        ("pipeline_retry_base_ms", layer.pipeline_retry_base_ms.map(scalar)),
-        ("pipeline_retry_max_ms", layer.pipeline_retry_max_ms.map(scalar)),
-        ("pipeline_batch", layer.pipeline_batch.map(scalar)),
-        ("pipeline_batch_events", layer.pipeline_batch_events.map(scalar)),
-        ("pipeline", layer.pipeline.map(scalar)),
-        ("database_pool_size", layer.database_pool_size.map(scalar)),
-        ("pipeline_lease_ms", layer.pipeline_lease_ms.map(scalar)),
-        ("spool_path", layer.spool_path),
-        ("spool_limit", layer.spool_limit.map(scalar)),
-    ];
-    Ok(values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+    let mut values = Vec::with_capacity(table.len());
+    for (name, value) in table {
+        let Some(&(key, _, _)) = KEYS.iter().find(|(key, _, _)| *key == name) else {
+            return Err(file_error(format!("unknown key `{name}`")));
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(list) if key == "app_secrets" => list
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    _ => Err(file_error(format!("`{key}` must be a list of strings"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            toml::Value::Array(_) | toml::Value::Table(_) => {
+                return Err(file_error(format!("`{key}` must be a single value")));
+            }
+            other => other.to_string(),
+        };
+        values.push((key, text));
+    }
+    Ok(values)
 }
 
 fn parse<T>(
@@ -434,6 +391,9 @@ mod tests {
         std::fs::write(&path, "app_secret = \"x\"\n").unwrap();
         let err = Config::from_layers(Some(&path), &env(&[])).unwrap_err().to_string();
         assert!(err.contains("app_secret"), "{err}");
+        std::fs::write(&path, "listen = [\"127.0.0.1:9\"]\n").unwrap();
+        let err = Config::from_layers(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
     }
 
     #[test]
