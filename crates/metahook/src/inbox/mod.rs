@@ -240,18 +240,19 @@ impl WriterState {
         // A database that hangs must not hold requests past what Meta waits for: past the
         // timeout the batch counts as failed (and is spooled, where there is a spool). The
         // commit may still land later; a delivery stored twice is applied once all the same.
-        let result = match tokio::time::timeout(
-            self.commit_timeout,
-            self.store.append(batch.clone(), rejected),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Task(format!(
-                "commit took longer than {} ms",
-                self.commit_timeout.as_millis()
-            ))),
-        };
+        // The batch is kept for the spool only where there is one: the common path does not
+        // copy it.
+        let kept = self.spool.as_ref().map(|_| batch.clone());
+        let result =
+            match tokio::time::timeout(self.commit_timeout, self.store.append(batch, rejected))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Task(format!(
+                    "commit took longer than {} ms",
+                    self.commit_timeout.as_millis()
+                ))),
+            };
         self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(ids) => {
@@ -270,7 +271,7 @@ impl WriterState {
                 self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
                 self.metrics.commit_failures.inc();
                 tracing::error!(%error, deliveries = size, "inbox commit failed");
-                if self.spool.is_some() && size > 0 {
+                if let Some(batch) = kept.filter(|_| size > 0) {
                     return self.spool_or_refuse(batch, waiters).await;
                 }
                 for waiter in waiters.drain(..) {
