@@ -7,10 +7,14 @@
 //! per request. A failed commit answers every waiter of that batch with an error (503
 //! upstream): nothing is acknowledged that is not on disk.
 //!
+//! With the embedded store (SQLite), the writer runs on threads of its own and overlaps each
+//! batch's commit with the previous batch's sync (see [`local`]).
+//!
 //! With a [`Spool`] (PostgreSQL), a batch the database cannot take is appended to a local file
 //! and synced instead, and acknowledged; while the spool holds anything, new deliveries go
 //! behind it, and the writer drains it into the database, oldest first, as soon as it can.
 
+mod local;
 pub mod spool;
 
 use std::sync::Arc;
@@ -67,6 +71,8 @@ enum Message {
 pub struct Inbox {
     tx: mpsc::Sender<Message>,
     shared: Arc<Shared>,
+    /// Longest wait for an answer, where the writer does not bound it itself.
+    deadline: Option<Duration>,
 }
 
 /// The writer task; await it after [`Inbox::close`].
@@ -112,18 +118,42 @@ impl Inbox {
             spooled: AtomicU64::new(0),
             spooled_bytes: AtomicU64::new(0),
         });
-        let state = WriterState {
-            store,
-            metrics,
-            shared: shared.clone(),
-            batch_max: limits.batch_max,
-            committed,
-            spool,
-            commit_timeout: limits.commit_timeout,
+        let (task, deadline) = match store {
+            Store::Sqlite(store) => {
+                let writer = local::LocalWriter {
+                    store,
+                    metrics,
+                    shared: shared.clone(),
+                    batch_max: limits.batch_max,
+                    committed,
+                };
+                let task = match writer.start(rx) {
+                    Ok(finished) => tokio::spawn(async move {
+                        let _ = finished.await;
+                    }),
+                    Err(error) => {
+                        // Every append then fails with `Closed`: 503, nothing acknowledged.
+                        tracing::error!(%error, "cannot start the inbox writer");
+                        tokio::spawn(async {})
+                    }
+                };
+                (task, Some(limits.commit_timeout))
+            }
+            store => {
+                let state = WriterState {
+                    store,
+                    metrics,
+                    shared: shared.clone(),
+                    batch_max: limits.batch_max,
+                    committed,
+                    spool,
+                    commit_timeout: limits.commit_timeout,
+                };
+                state.publish_spool();
+                (tokio::spawn(state.run(rx)), None)
+            }
         };
-        state.publish_spool();
-        let task = tokio::spawn(state.run(rx));
-        let inbox = Self { tx, shared };
+        let inbox = Self { tx, shared, deadline };
         inbox.spawn_rejection_flusher();
         (inbox, Writer { task })
     }
@@ -131,8 +161,18 @@ impl Inbox {
     /// Makes `delivery` durable; returns once it is committed (or spooled).
     pub async fn append(&self, delivery: NewDelivery) -> Result<Receipt, InboxError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Message::Append(delivery, reply)).await.map_err(|_| InboxError::Closed)?;
-        answer.await.map_err(|_| InboxError::Closed)?
+        let exchange = async {
+            self.tx.send(Message::Append(delivery, reply)).await.map_err(|_| InboxError::Closed)?;
+            answer.await.map_err(|_| InboxError::Closed)?
+        };
+        let Some(deadline) = self.deadline else { return exchange.await };
+        tokio::time::timeout(deadline, exchange).await.unwrap_or_else(|_| {
+            // The commit may still land; a delivery refused and stored is sent again by Meta
+            // and split into the same events.
+            self.shared.healthy.store(false, Ordering::Relaxed);
+            tracing::error!(deadline_ms = deadline.as_millis() as u64, "inbox commit too slow");
+            Err(InboxError::Unavailable)
+        })
     }
 
     /// Asks the writer to commit what is queued and stop; later appends fail with

@@ -66,6 +66,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot create {path}: {source}")]
     Create { path: String, source: std::io::Error },
+    #[error("cannot sync {path}: {source}")]
+    Sync { path: String, source: std::io::Error },
     #[error("store task failed: {0}")]
     Task(String),
     #[error("no such list: {0}")]

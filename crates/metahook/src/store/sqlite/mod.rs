@@ -1,7 +1,14 @@
-//! The SQLite backend: one file in WAL mode with `synchronous=FULL`, so a commit is on disk
-//! when it returns. One connection writes (the inbox thread batches into it); another reads.
+//! The SQLite backend: one file in WAL mode. One connection writes (the inbox thread batches
+//! into it, the pipeline records through it); others read.
+//!
+//! The writing connection commits without a sync of its own (`synchronous=NORMAL`), and
+//! [`SqliteStore::sync_log`] makes everything committed so far durable with one sync of the
+//! write-ahead log. That split lets the inbox write its next batch while the previous one is
+//! being synced, instead of holding the write lock through every sync.
 
-use std::path::Path;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -28,6 +35,15 @@ pub struct SqliteStore {
     /// The pipeline's own reads, so that status and admin queries never hold up its claims.
     claimer: Arc<Mutex<Connection>>,
     checkpointer: Arc<Mutex<Connection>>,
+    log: Arc<Log>,
+}
+
+/// The write-ahead log file, opened beside SQLite's own handle so that it can be synced
+/// without the write lock. Syncing a file through any descriptor writes out every change made
+/// to it through all of them.
+struct Log {
+    path: PathBuf,
+    file: Mutex<File>,
 }
 
 impl SqliteStore {
@@ -39,6 +55,8 @@ impl SqliteStore {
         }
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
+        // Commits become durable through `sync_log`, never on their own.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
         let reader = connect(path)?;
         let claimer = connect(path)?;
         let checkpointer = connect(path)?;
@@ -47,6 +65,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             claimer: Arc::new(Mutex::new(claimer)),
             checkpointer: Arc::new(Mutex::new(checkpointer)),
+            log: Arc::new(Log::open(path)?),
         })
     }
 
@@ -55,7 +74,20 @@ impl SqliteStore {
         Ok(schema_version(&lock(&self.reader))?)
     }
 
+    /// Appends deliveries and counts rejections in one durable commit.
     pub(super) fn append(
+        &self,
+        batch: &[NewDelivery],
+        rejected: u64,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let ids = self.write_deliveries(batch, rejected)?;
+        self.sync_log()?;
+        Ok(ids)
+    }
+
+    /// Appends deliveries and counts rejections in one commit that is durable only after the
+    /// next [`Self::sync_log`].
+    pub(crate) fn write_deliveries(
         &self,
         batch: &[NewDelivery],
         rejected: u64,
@@ -90,6 +122,16 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    /// Makes every commit made so far durable: one sync of the write-ahead log, which holds
+    /// every commit since the last checkpoint (a checkpoint syncs the log before it copies
+    /// the log into the database file, and the database file before the log is reused).
+    pub(crate) fn sync_log(&self) -> Result<(), StoreError> {
+        self.log.sync().map_err(|source| StoreError::Sync {
+            path: self.log.path.display().to_string(),
+            source,
+        })
     }
 
     pub(super) fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -169,11 +211,35 @@ impl SqliteStore {
     }
 }
 
+impl Log {
+    /// Opens the log of the database at `path`, which an open connection in WAL mode keeps in
+    /// place.
+    fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wal");
+        let path = PathBuf::from(name);
+        let file = File::open(&path)
+            .map_err(|source| StoreError::Sync { path: path.display().to_string(), source })?;
+        Ok(Self { path, file: Mutex::new(file) })
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SQLite keeps its log file while any connection is open, but a sync of a file it had
+        // replaced would make nothing durable: check, and follow it if it ever does.
+        if std::fs::metadata(&self.path)?.ino() != file.metadata()?.ino() {
+            tracing::warn!(path = %self.path.display(), "the write-ahead log was replaced");
+            *file = File::open(&self.path)?;
+        }
+        file.sync_all()
+    }
+}
+
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    // WAL lets readers run beside the writer; FULL makes every commit fsync the log, which is
-    // what "acknowledged means durable" rests on.
+    // WAL lets readers run beside the writer. FULL makes a commit sync the log; the writing
+    // connection turns that off and syncs through `sync_log` instead.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

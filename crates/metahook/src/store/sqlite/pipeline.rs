@@ -87,12 +87,9 @@ impl SqliteStore {
     ) -> Result<Vec<Applied>, StoreError> {
         let mut conn = self.writer.blocking_lock();
         // The pipeline's commits need no sync of their own: what they write is derived from
-        // deliveries that are durable already, and the next inbox commit syncs the log they
-        // were written to anyway. A crash before that loses only work that is done again.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = self.record_in(&mut conn, batch, policy, now, random);
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        result
+        // deliveries that are durable already, and the next inbox sync covers them anyway. A
+        // crash before that loses only work that is done again.
+        self.record_in(&mut conn, batch, policy, now, random)
     }
 
     fn record_in(
@@ -353,6 +350,9 @@ impl SqliteStore {
                    AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR platform = ?5)",
             )?
             .execute(params![now, filter.id, filter.status, filter.kind, filter.platform])?;
+        drop(conn);
+        // Whoever asked for the replay is told it is done: it must survive a crash.
+        self.sync_log()?;
         Ok(changed)
     }
 }

@@ -1,0 +1,166 @@
+//! The inbox writer for the embedded store (SQLite), on two threads of its own.
+//!
+//! The writer thread takes what is waiting, inserts it and commits without a sync, and hands
+//! the batch to the sync thread; the sync thread syncs the store's log once for everything
+//! handed to it since its last sync, then answers those requests. A sync covers every commit
+//! made before it started, so while one is on the disk the writer commits the next batch, and
+//! the disk's sync time is no longer added to the time each batch holds the write lock.
+//!
+//! At most one written batch waits for the sync thread: the writer waits for room before it
+//! takes the next batch, so under load the batches grow with the sync time instead of the
+//! commits multiplying. Neither thread is a task on the request runtime, so a busy runtime
+//! does not delay a commit, and answering a request is one wake-up of its task.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::{InboxError, Message, Receipt, Reply, Shared};
+use crate::metrics::Metrics;
+use crate::store::{DeliveryId, NewDelivery, SqliteStore};
+
+/// A committed batch on its way to being synced.
+struct Written {
+    started: Instant,
+    replies: Vec<(Reply, DeliveryId)>,
+}
+
+pub(super) struct LocalWriter {
+    pub store: SqliteStore,
+    pub metrics: Metrics,
+    pub shared: Arc<Shared>,
+    pub batch_max: usize,
+    pub committed: Arc<Notify>,
+}
+
+impl LocalWriter {
+    /// Starts the writer and sync threads; the returned receiver completes once both have
+    /// finished, after [`Message::Close`] or when every sender is gone.
+    pub fn start(
+        self,
+        rx: mpsc::Receiver<Message>,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("metahook-inbox".into()).spawn(move || {
+            self.run(rx);
+            let _ = done.send(());
+        })?;
+        Ok(finished)
+    }
+
+    fn run(self, mut rx: mpsc::Receiver<Message>) {
+        let (to_sync, written) = std_mpsc::sync_channel(1);
+        let syncer = Syncer {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+        };
+        let sync_thread = std::thread::Builder::new()
+            .name("metahook-sync".into())
+            .spawn(move || syncer.run(written))
+            .expect("the sync thread starts");
+        let mut open = true;
+        while open && let Some(first) = rx.blocking_recv() {
+            let mut batch = Vec::with_capacity(self.batch_max);
+            let mut waiters = Vec::with_capacity(self.batch_max);
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Append(delivery, reply) => {
+                        batch.push(delivery);
+                        waiters.push(reply);
+                    }
+                    Message::Flush => {}
+                    Message::Close => open = false,
+                }
+                next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
+            }
+            if let Some(written) = self.write(batch, waiters) {
+                // Blocks while a written batch already waits: the next batch grows meanwhile.
+                if to_sync.send(written).is_err() {
+                    tracing::error!("the inbox sync thread is gone");
+                    break;
+                }
+            }
+        }
+        // Closed, or every sender is gone: write the last rejections counted.
+        if let Some(written) = self.write(Vec::new(), Vec::new()) {
+            let _ = to_sync.send(written);
+        }
+        drop(to_sync);
+        if sync_thread.join().is_err() {
+            tracing::error!("the inbox sync thread panicked");
+        }
+        tracing::info!("inbox closed");
+    }
+
+    /// Commits `batch` and the rejections counted so far; returns what waits for a sync.
+    fn write(&self, batch: Vec<NewDelivery>, waiters: Vec<Reply>) -> Option<Written> {
+        let rejected = self.shared.unflushed_rejections.swap(0, Ordering::Relaxed);
+        if batch.is_empty() && rejected == 0 {
+            return None;
+        }
+        let started = Instant::now();
+        match self.store.write_deliveries(&batch, rejected) {
+            Ok(_) if batch.is_empty() => None,
+            Ok(ids) => {
+                self.metrics.commit_batch_size.observe(batch.len() as f64);
+                // The pipeline may read the batch before it is synced: whatever it records is
+                // written to the log after the batch, so no crash keeps the one without the
+                // other.
+                self.committed.notify_one();
+                Some(Written { started, replies: waiters.into_iter().zip(ids).collect() })
+            }
+            Err(error) => {
+                self.shared.healthy.store(false, Ordering::Relaxed);
+                self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
+                self.metrics.commit_failures.inc();
+                tracing::error!(%error, deliveries = batch.len(), "inbox commit failed");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(InboxError::Unavailable));
+                }
+                None
+            }
+        }
+    }
+}
+
+struct Syncer {
+    store: SqliteStore,
+    metrics: Metrics,
+    shared: Arc<Shared>,
+}
+
+impl Syncer {
+    fn run(self, written: std_mpsc::Receiver<Written>) {
+        while let Ok(first) = written.recv() {
+            let mut batches = vec![first];
+            batches.extend(written.try_iter());
+            let result = self.store.sync_log();
+            let answer = match &result {
+                Ok(()) => {
+                    self.shared.healthy.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(error) => {
+                    // Committed but maybe not on disk: refused, so Meta sends it again, and
+                    // the copy stored twice is split into the same events.
+                    self.shared.healthy.store(false, Ordering::Relaxed);
+                    self.metrics.commit_failures.inc();
+                    tracing::error!(%error, "cannot sync the inbox");
+                    Err(InboxError::Unavailable)
+                }
+            };
+            for batch in batches {
+                self.metrics.commit_duration.observe(batch.started.elapsed().as_secs_f64());
+                for (reply, id) in batch.replies {
+                    // The requester may have gone away; the delivery is stored all the same.
+                    let _ = reply.send(answer.clone().map(|()| Receipt::Stored(id)));
+                }
+            }
+        }
+    }
+}
