@@ -68,6 +68,8 @@ pub enum StoreError {
     Create { path: String, source: std::io::Error },
     #[error("cannot sync {path}: {source}")]
     Sync { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Layout(String),
     #[error("store task failed: {0}")]
     Task(String),
     #[error("no such list: {0}")]

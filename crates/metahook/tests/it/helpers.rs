@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use meta_webhooks::Secret;
 use meta_webhooks::signature::sign_sha256;
 use metahook::config::Config;
-use metahook::store::{Store, StoredDelivery};
+use metahook::store::{SqliteStore, Store, StoredDelivery};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -216,7 +216,7 @@ pub async fn stored_in(dir: &Path) -> Vec<StoredDelivery> {
 pub async fn execute_sql(dir: &Path, sqlite: &str, postgres: &str) {
     let url = database_url(dir).await;
     match url.strip_prefix("sqlite://") {
-        Some(path) => rusqlite::Connection::open(path).unwrap().execute_batch(sqlite).unwrap(),
+        Some(path) => domain_connection(path).execute_batch(sqlite).unwrap(),
         None => {
             let (client, connection) =
                 tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
@@ -224,6 +224,14 @@ pub async fn execute_sql(dir: &Path, sqlite: &str, postgres: &str) {
             client.batch_execute(postgres).await.unwrap();
         }
     }
+}
+
+/// A connection to the domain file of the SQLite store at `path` (events, their log and the
+/// domain tables), with the inbox file attached as `inbox`.
+fn domain_connection(path: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(SqliteStore::domain_path(Path::new(path))).unwrap();
+    conn.execute("ATTACH DATABASE ?1 AS inbox", [path]).unwrap();
+    conn
 }
 
 pub fn sign(secret: &str, body: &[u8]) -> String {
@@ -244,7 +252,7 @@ pub async fn event_log(dir: &Path, event_id: i64) -> Vec<String> {
     let sql = "SELECT status FROM event_log WHERE event_id = $1 ORDER BY id";
     match url.strip_prefix("sqlite://") {
         Some(path) => {
-            let conn = rusqlite::Connection::open(path).unwrap();
+            let conn = domain_connection(path);
             let mut stmt = conn.prepare(&sql.replace('$', "?")).unwrap();
             stmt.query_map([event_id], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
         }

@@ -1,10 +1,16 @@
-//! The SQLite backend: one file in WAL mode. One connection writes (the inbox thread batches
-//! into it, the pipeline records through it); others read.
+//! The SQLite backend: two files in WAL mode, each with its own write lock.
 //!
-//! The writing connection commits without a sync of its own (`synchronous=NORMAL`), and
+//! The inbox file (the path configured) holds the deliveries, and only the inbox writes to it.
+//! The domain file beside it (the same path with [`DOMAIN_SUFFIX`]) holds everything the
+//! pipeline derives from them: events, their log, the domain tables. So the pipeline's
+//! transactions never hold up an acknowledgement, and the reading connections attach the
+//! domain file to query both as one database.
+//!
+//! The inbox commits without a sync of its own (`synchronous=NORMAL`), and
 //! [`SqliteStore::sync_log`] makes everything committed so far durable with one sync of the
-//! write-ahead log. That split lets the inbox write its next batch while the previous one is
-//! being synced, instead of holding the write lock through every sync.
+//! write-ahead log. That lets the inbox write its next batch while the previous one is being
+//! synced, instead of holding the write lock through every sync. The domain file needs no
+//! sync per commit: what it holds is derived again from durable deliveries after a crash.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -19,26 +25,33 @@ mod queries;
 
 use super::{DeliveryId, NewDelivery, StoreError, StoreStats, StoredDelivery};
 
-/// Migrations in order; the position plus one is the schema version.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/sqlite/0001_inbox.sql"),
-    include_str!("../migrations/sqlite/0002_pipeline.sql"),
-];
+/// What the domain file's name adds to the inbox file's.
+pub const DOMAIN_SUFFIX: &str = "-domain";
 
-/// Handle to one SQLite database file.
+/// The inbox file's migrations in order; the position plus one is its schema version.
+const INBOX_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/inbox/0001_inbox.sql")];
+
+/// The domain file's migrations, versioned in that file.
+const DOMAIN_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/domain/0001_pipeline.sql")];
+
+/// Handle to one SQLite store: its inbox and domain files.
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// The one connection that writes. Its lock is FIFO (tokio's, taken from blocking
-    /// threads), so that an inbox commit waits for at most the transaction in progress.
+    /// The inbox file's one writing connection.
     writer: Arc<tokio::sync::Mutex<Connection>>,
+    /// The domain file's one writing connection, shared by the pipeline and replays. Its lock
+    /// is FIFO (tokio's, taken from blocking threads).
+    domain: Arc<tokio::sync::Mutex<Connection>>,
+    /// Reads for the status and the admin API, with the domain file attached.
     reader: Arc<Mutex<Connection>>,
     /// The pipeline's own reads, so that status and admin queries never hold up its claims.
     claimer: Arc<Mutex<Connection>>,
     checkpointer: Arc<Mutex<Connection>>,
     log: Arc<Log>,
+    domain_log: Arc<Log>,
 }
 
-/// The write-ahead log file, opened beside SQLite's own handle so that it can be synced
+/// A write-ahead log file, opened beside SQLite's own handle so that it can be synced
 /// without the write lock. Syncing a file through any descriptor writes out every change made
 /// to it through all of them.
 struct Log {
@@ -47,31 +60,53 @@ struct Log {
 }
 
 impl SqliteStore {
-    /// Opens the file, creating it and its directory if missing, and migrates it.
+    /// The domain file that goes with the inbox file at `path`.
+    pub fn domain_path(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(DOMAIN_SUFFIX);
+        PathBuf::from(name)
+    }
+
+    /// Opens both files, creating them and their directory if missing, and migrates them.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::Create { path: dir.display().to_string(), source })?;
         }
+        let domain_path = Self::domain_path(path);
         let mut writer = connect(path)?;
-        migrate(&mut writer)?;
+        refuse_single_file_layout(&writer)?;
+        migrate(&mut writer, INBOX_MIGRATIONS)?;
         // Commits become durable through `sync_log`, never on their own.
         writer.pragma_update(None, "synchronous", "NORMAL")?;
-        let reader = connect(path)?;
-        let claimer = connect(path)?;
-        let checkpointer = connect(path)?;
+        let mut domain = connect(&domain_path)?;
+        migrate(&mut domain, DOMAIN_MIGRATIONS)?;
+        domain.pragma_update(None, "synchronous", "NORMAL")?;
+        let with_domain = || -> Result<Connection, StoreError> {
+            let conn = connect(path)?;
+            conn.execute("ATTACH DATABASE ?1 AS domain", [domain_path.to_string_lossy()])?;
+            Ok(conn)
+        };
         Ok(Self {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(reader)),
-            claimer: Arc::new(Mutex::new(claimer)),
-            checkpointer: Arc::new(Mutex::new(checkpointer)),
+            domain: Arc::new(tokio::sync::Mutex::new(domain)),
+            reader: Arc::new(Mutex::new(with_domain()?)),
+            claimer: Arc::new(Mutex::new(with_domain()?)),
+            checkpointer: Arc::new(Mutex::new(with_domain()?)),
             log: Arc::new(Log::open(path)?),
+            domain_log: Arc::new(Log::open(&domain_path)?),
         })
     }
 
-    /// Applied schema version after migrating.
-    pub fn schema_version(&self) -> Result<usize, StoreError> {
-        Ok(schema_version(&lock(&self.reader))?)
+    /// Applied schema versions of the inbox and domain files.
+    pub fn schema_version(&self) -> Result<(usize, usize), StoreError> {
+        let conn = lock(&self.reader);
+        let domain = conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM domain.schema_migrations",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok((schema_version(&conn)?, domain as usize))
     }
 
     /// Appends deliveries and counts rejections in one durable commit.
@@ -128,19 +163,26 @@ impl SqliteStore {
     /// every commit since the last checkpoint (a checkpoint syncs the log before it copies
     /// the log into the database file, and the database file before the log is reused).
     pub(crate) fn sync_log(&self) -> Result<(), StoreError> {
-        self.log.sync().map_err(|source| StoreError::Sync {
-            path: self.log.path.display().to_string(),
-            source,
-        })
+        self.log.sync()
+    }
+
+    /// The same for the domain file, for the few changes to it that are not derived from
+    /// deliveries (an operator's replay).
+    fn sync_domain_log(&self) -> Result<(), StoreError> {
+        self.domain_log.sync()
     }
 
     pub(super) fn stats(&self) -> Result<StoreStats, StoreError> {
         let conn = lock(&self.reader);
         let tx = conn.unchecked_transaction()?;
+        // Each file keeps its own counters under their own names.
         let counter = |name: &str| -> rusqlite::Result<u64> {
-            tx.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
-                r.get::<_, i64>(0)
-            })
+            tx.query_row(
+                "SELECT value FROM main.counters WHERE name = ?1
+                 UNION ALL SELECT value FROM domain.counters WHERE name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()
             .map(|v| v.unwrap_or(0) as u64)
         };
@@ -153,7 +195,9 @@ impl SqliteStore {
             })
             .optional()?;
         let count = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, i64>(0));
-        let unsplit = count("SELECT count(*) FROM deliveries WHERE split_at IS NULL")?;
+        let unsplit = count(
+            "SELECT count(*) FROM deliveries WHERE id > (SELECT split_through FROM progress)",
+        )?;
         let waiting = count("SELECT count(*) FROM events WHERE status IN ('pending', 'error')")?;
         let dead = count("SELECT count(*) FROM events WHERE status = 'dead'")?;
         let stats = StoreStats {
@@ -172,8 +216,8 @@ impl SqliteStore {
         Ok(stats)
     }
 
-    /// Copies what the write-ahead log holds into the database file without blocking readers
-    /// or writers (`PASSIVE`), so that the log stays short; `close` truncates it at the end.
+    /// Copies what the write-ahead logs hold into both files without blocking readers or
+    /// writers (`PASSIVE`), so that the logs stay short; `close` truncates them at the end.
     pub(super) fn checkpoint(&self, truncate: bool) -> Result<(), StoreError> {
         let conn = lock(&self.checkpointer);
         let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
@@ -218,20 +262,26 @@ impl Log {
         let mut name = path.as_os_str().to_owned();
         name.push("-wal");
         let path = PathBuf::from(name);
-        let file = File::open(&path)
-            .map_err(|source| StoreError::Sync { path: path.display().to_string(), source })?;
+        let file = File::open(&path).map_err(|source| Self::error(&path, source))?;
         Ok(Self { path, file: Mutex::new(file) })
     }
 
-    fn sync(&self) -> std::io::Result<()> {
+    fn sync(&self) -> Result<(), StoreError> {
         let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // SQLite keeps its log file while any connection is open, but a sync of a file it had
         // replaced would make nothing durable: check, and follow it if it ever does.
-        if std::fs::metadata(&self.path)?.ino() != file.metadata()?.ino() {
+        let replaced = || -> std::io::Result<bool> {
+            Ok(std::fs::metadata(&self.path)?.ino() != file.metadata()?.ino())
+        };
+        if replaced().map_err(|source| Self::error(&self.path, source))? {
             tracing::warn!(path = %self.path.display(), "the write-ahead log was replaced");
-            *file = File::open(&self.path)?;
+            *file = File::open(&self.path).map_err(|source| Self::error(&self.path, source))?;
         }
-        file.sync_all()
+        file.sync_all().map_err(|source| Self::error(&self.path, source))
+    }
+
+    fn error(path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Sync { path: path.display().to_string(), source }
     }
 }
 
@@ -246,7 +296,26 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Refuses a database from development builds that kept everything in one file.
+fn refuse_single_file_layout(conn: &Connection) -> Result<(), StoreError> {
+    let events: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match events {
+        Some(_) => Err(StoreError::Layout(
+            "this SQLite database keeps events in the inbox file, as development builds before \
+             the domain file did; start from a new database file"
+                .into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY,
@@ -255,7 +324,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     )?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current = schema_version(&tx)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    if current > migrations.len() {
+        return Err(StoreError::Schema(current, migrations.len()));
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(current) {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",

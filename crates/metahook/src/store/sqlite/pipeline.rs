@@ -16,7 +16,8 @@ impl SqliteStore {
     pub(crate) fn unsplit(&self, limit: usize) -> Result<Vec<UnsplitDelivery>, StoreError> {
         let conn = lock(&self.claimer);
         let mut stmt = conn.prepare_cached(
-            "SELECT id, received_at, body FROM deliveries WHERE split_at IS NULL ORDER BY id LIMIT ?1",
+            "SELECT id, received_at, body FROM deliveries
+             WHERE id > (SELECT split_through FROM progress) ORDER BY id LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
             Ok(UnsplitDelivery {
@@ -64,7 +65,8 @@ impl SqliteStore {
             // Ids follow arrival, so the oldest is the first by id: one index seek each,
             // however long the backlog.
             "SELECT min(t) FROM (
-                 SELECT (SELECT received_at FROM deliveries WHERE split_at IS NULL
+                 SELECT (SELECT received_at FROM deliveries
+                         WHERE id > (SELECT split_through FROM progress)
                          ORDER BY id LIMIT 1) AS t
                  UNION ALL
                  SELECT (SELECT d.received_at FROM events e JOIN deliveries d ON d.id = e.delivery_id
@@ -85,10 +87,9 @@ impl SqliteStore {
         now: i64,
         random: &mut Jitter,
     ) -> Result<Vec<Applied>, StoreError> {
-        let mut conn = self.writer.blocking_lock();
+        let mut conn = self.domain.blocking_lock();
         // The pipeline's commits need no sync of their own: what they write is derived from
-        // deliveries that are durable already, and the next inbox sync covers them anyway. A
-        // crash before that loses only work that is done again.
+        // deliveries that are durable already. A crash loses at most work that is done again.
         self.record_in(&mut conn, batch, policy, now, random)
     }
 
@@ -107,10 +108,14 @@ impl SqliteStore {
             for planned in events {
                 report.push(recorder.insert_and_apply(*delivery, planned)?);
             }
+        }
+        // Deliveries are claimed in id order from the last one split, so the batch covers
+        // every id up to its last.
+        if let Some((last, _)) = batch.split.last() {
             recorder
                 .tx
-                .prepare_cached("UPDATE deliveries SET split_at = ?2 WHERE id = ?1")?
-                .execute(params![delivery.0, now])?;
+                .prepare_cached("UPDATE progress SET split_through = max(split_through, ?1)")?
+                .execute([last.0])?;
         }
         let split_reports = report.len();
         for (id, attempts, planned) in &batch.retries {
@@ -341,7 +346,7 @@ impl SqliteStore {
         filter: &crate::pipeline::ReplayFilter,
         now: i64,
     ) -> Result<usize, StoreError> {
-        let conn = self.writer.blocking_lock();
+        let conn = self.domain.blocking_lock();
         let changed = conn
             .prepare_cached(
                 "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1,
@@ -352,7 +357,7 @@ impl SqliteStore {
             .execute(params![now, filter.id, filter.status, filter.kind, filter.platform])?;
         drop(conn);
         // Whoever asked for the replay is told it is done: it must survive a crash.
-        self.sync_log()?;
+        self.sync_domain_log()?;
         Ok(changed)
     }
 }

@@ -1,7 +1,17 @@
+-- The domain file: what the pipeline derives from the inbox file's deliveries. Its own file, so
+-- that its write lock is not the inbox's; nothing here is the only copy of anything received.
+
+-- How far the pipeline has split deliveries: every delivery with an id up to this one.
+CREATE TABLE progress (
+    split_through INTEGER NOT NULL
+);
+
+INSERT INTO progress (split_through) VALUES (0);
+
 -- Events split from deliveries, once per natural key, and the log of every application.
 CREATE TABLE events (
     id              INTEGER PRIMARY KEY,
-    delivery_id     INTEGER NOT NULL REFERENCES deliveries (id),
+    delivery_id     INTEGER NOT NULL,        -- deliveries (id) in the inbox file
     platform        TEXT    NOT NULL,
     kind            TEXT    NOT NULL,
     key             TEXT    NOT NULL,
@@ -36,7 +46,14 @@ CREATE TABLE event_log (
 
 CREATE INDEX event_log_by_event ON event_log (event_id);
 
-INSERT INTO counters (name, value) VALUES ('duplicates', 0), ('retries', 0), ('events', 0);
+-- The pipeline's counters; the inbox file has a table of the same name for its own.
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT INTO counters (name, value)
+VALUES ('processed', 0), ('errors', 0), ('duplicates', 0), ('retries', 0), ('events', 0);
 
 -- Domain tables: every one is written by order-insensitive merges (see src/domain). Each has an
 -- `id` the admin API pages by, and a unique natural key the merges conflict on.
