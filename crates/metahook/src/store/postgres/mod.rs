@@ -86,41 +86,58 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Appends deliveries and counts them and `rejected` in one statement: one round trip,
+    /// atomic on its own (every part of a statement commits or none does), durable once it
+    /// returns.
     pub(super) async fn append(
         &self,
         batch: &[NewDelivery],
         rejected: u64,
     ) -> Result<Vec<DeliveryId>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mut ids: Vec<i64> = Vec::with_capacity(batch.len());
-        if !batch.is_empty() {
-            let received: Vec<i64> = batch.iter().map(|d| d.received_at).collect();
-            let objects: Vec<&str> = batch.iter().map(|d| d.object.as_str()).collect();
-            let entries: Vec<i64> = batch.iter().map(|d| d.entries as i64).collect();
-            let bytes: Vec<i64> = batch.iter().map(|d| d.body.len() as i64).collect();
-            let secrets: Vec<i64> = batch.iter().map(|d| d.secret_index as i64).collect();
-            let bodies: Vec<&[u8]> = batch.iter().map(|d| &d.body[..]).collect();
-            let statement = tx
-                .prepare_cached(
-                    "INSERT INTO deliveries (received_at, object, entries, bytes, secret_index, body)
+        let client = self.client().await?;
+        let received: Vec<i64> = batch.iter().map(|d| d.received_at).collect();
+        let objects: Vec<&str> = batch.iter().map(|d| d.object.as_str()).collect();
+        let entries: Vec<i64> = batch.iter().map(|d| d.entries as i64).collect();
+        let bytes: Vec<i64> = batch.iter().map(|d| d.body.len() as i64).collect();
+        let secrets: Vec<i64> = batch.iter().map(|d| d.secret_index as i64).collect();
+        let bodies: Vec<&[u8]> = batch.iter().map(|d| &d.body[..]).collect();
+        let statement = client
+            .prepare_cached(
+                "WITH inserted AS (
+                     INSERT INTO deliveries (received_at, object, entries, bytes, secret_index, body)
                      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
                                           $5::bigint[], $6::bytea[])
-                     RETURNING id",
-                )
-                .await?;
-            let rows = tx
-                .query(&statement, &[&received, &objects, &entries, &bytes, &secrets, &bodies])
-                .await?;
-            ids = rows.iter().map(|r| r.get(0)).collect();
-            // Ids come from one sequence in insertion order: sorted, they match the batch.
-            ids.sort_unstable();
-            bump(&tx, &self.owner, "received", batch.len() as i64).await?;
-        }
-        if rejected > 0 {
-            bump(&tx, &self.owner, "rejected", rejected as i64).await?;
-        }
-        tx.commit().await?;
+                     RETURNING id
+                 ), counted AS (
+                     INSERT INTO counters AS c (name, owner, value)
+                     SELECT name, $7, value
+                     FROM (VALUES ('received', $8::bigint), ('rejected', $9::bigint)) AS n (name, value)
+                     WHERE value > 0
+                     ON CONFLICT (name, owner) DO UPDATE SET value = c.value + excluded.value
+                 )
+                 SELECT id FROM inserted",
+            )
+            .await?;
+        let (count, rejected) = (batch.len() as i64, rejected as i64);
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &received,
+                    &objects,
+                    &entries,
+                    &bytes,
+                    &secrets,
+                    &bodies,
+                    &self.owner,
+                    &count,
+                    &rejected,
+                ],
+            )
+            .await?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        // Ids come from one sequence in insertion order: sorted, they match the batch.
+        ids.sort_unstable();
         Ok(ids.into_iter().map(DeliveryId).collect())
     }
 
