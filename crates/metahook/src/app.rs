@@ -144,6 +144,7 @@ pub async fn run(
         batch_max: config.inbox_batch_max,
         queue: config.inbox_queue,
         commit_timeout: Duration::from_millis(config.inbox_commit_timeout_ms),
+        in_flight: config.inbox_commits_in_flight,
     };
     let spool = open_spool(&config, &store).await?;
     let (inbox, writer) =

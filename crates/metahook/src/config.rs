@@ -32,6 +32,8 @@ pub struct Config {
     /// Longest wait for one inbox commit, in milliseconds, before its deliveries are spooled
     /// (PostgreSQL) or refused with 503.
     pub inbox_commit_timeout_ms: u64,
+    /// Inbox commits a database server may have in progress at once (PostgreSQL).
+    pub inbox_commits_in_flight: usize,
     /// Seconds Meta is told to wait (`Retry-After`) when the store cannot take a delivery.
     pub retry_after_secs: u32,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
@@ -97,6 +99,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
+    ("inbox_commits_in_flight", "METAHOOK_INBOX_COMMITS_IN_FLIGHT", Some("4")),
     ("retry_after_secs", "METAHOOK_RETRY_AFTER_SECS", Some("5")),
     ("log", "METAHOOK_LOG", Some("info")),
     ("pipeline_max_attempts", "METAHOOK_PIPELINE_MAX_ATTEMPTS", Some("8")),
@@ -162,6 +165,8 @@ impl Config {
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
         let inbox_commit_timeout_ms =
             parse(take("inbox_commit_timeout_ms").expect("has a default"), positive)? as u64;
+        let inbox_commits_in_flight =
+            parse(take("inbox_commits_in_flight").expect("has a default"), positive)?;
         let retry_after_secs = parse(take("retry_after_secs").expect("has a default"), |v| {
             v.parse::<u32>().map_err(|e| format!("{e}: expected whole seconds"))
         })?;
@@ -203,6 +208,7 @@ impl Config {
             inbox_batch_max,
             inbox_queue,
             inbox_commit_timeout_ms,
+            inbox_commits_in_flight,
             retry_after_secs,
             log,
             pipeline_max_attempts,

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, Store, StoreError};
@@ -99,6 +99,9 @@ pub struct InboxLimits {
     pub queue: usize,
     /// Longest wait for one commit before its deliveries are spooled or refused.
     pub commit_timeout: Duration,
+    /// Commits a database server may have in progress at once: while one waits for the
+    /// server's sync, the next batch is already on its way.
+    pub in_flight: usize,
 }
 
 impl Inbox {
@@ -148,6 +151,7 @@ impl Inbox {
                     committed,
                     spool,
                     commit_timeout: limits.commit_timeout,
+                    in_flight: limits.in_flight.max(1),
                 };
                 state.publish_spool();
                 (tokio::spawn(state.run(rx)), None)
@@ -235,36 +239,89 @@ struct WriterState {
     committed: Arc<Notify>,
     spool: Option<Spool>,
     commit_timeout: Duration,
+    in_flight: usize,
+}
+
+/// A commit sent to the database, and what its outcome is for.
+struct Commit {
+    result: Result<Vec<DeliveryId>, StoreError>,
+    /// The batch, kept for the spool where there is one.
+    kept: Option<Vec<NewDelivery>>,
+    waiters: Vec<Reply>,
+    size: usize,
+    rejected: u64,
+    started: Instant,
 }
 
 impl WriterState {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
-        let mut batch = Vec::with_capacity(self.batch_max);
-        let mut waiters = Vec::with_capacity(self.batch_max);
+        let mut commits: JoinSet<Commit> = JoinSet::new();
         let mut open = true;
-        while open && let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(message) = next {
-                match message {
-                    Message::Append(delivery, reply) => {
-                        batch.push(delivery);
-                        waiters.push(reply);
-                    }
-                    Message::Flush => {}
-                    Message::Close => open = false,
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = commits.join_next() => match done {
+                    Ok(commit) => self.finish(commit).await,
+                    // Its waiters are dropped with it: their requests get 503.
+                    Err(error) => tracing::error!(%error, "inbox commit task failed"),
+                },
+                message = rx.recv(), if open && commits.len() < self.in_flight => {
+                    let Some(first) = message else {
+                        open = false;
+                        continue;
+                    };
+                    let (batch, waiters) = self.gather(first, &mut rx, &mut open);
+                    self.start(batch, waiters, &mut commits).await;
                 }
-                next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
+                else => break,
             }
-            self.commit(std::mem::take(&mut batch), &mut waiters).await;
-            self.drain().await;
+            if commits.is_empty() {
+                self.drain().await;
+            }
         }
         // Closed, or every sender is gone: write the last rejections counted.
-        self.commit(Vec::new(), &mut waiters).await;
+        self.start(Vec::new(), Vec::new(), &mut commits).await;
+        while let Some(done) = commits.join_next().await {
+            if let Ok(commit) = done {
+                self.finish(commit).await;
+            }
+        }
         self.drain().await;
         tracing::info!("inbox closed");
     }
 
-    async fn commit(&mut self, batch: Vec<NewDelivery>, waiters: &mut Vec<Reply>) {
+    /// Takes `first` and whatever else is waiting, up to a batch.
+    fn gather(
+        &self,
+        first: Message,
+        rx: &mut mpsc::Receiver<Message>,
+        open: &mut bool,
+    ) -> (Vec<NewDelivery>, Vec<Reply>) {
+        let mut batch = Vec::with_capacity(self.batch_max);
+        let mut waiters = Vec::with_capacity(self.batch_max);
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Append(delivery, reply) => {
+                    batch.push(delivery);
+                    waiters.push(reply);
+                }
+                Message::Flush => {}
+                Message::Close => *open = false,
+            }
+            next = if *open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
+        }
+        (batch, waiters)
+    }
+
+    /// Sends `batch` and the rejections counted so far to the database, or to the spool
+    /// while the spool holds anything.
+    async fn start(
+        &mut self,
+        batch: Vec<NewDelivery>,
+        mut waiters: Vec<Reply>,
+        commits: &mut JoinSet<Commit>,
+    ) {
         let rejected = self.shared.unflushed_rejections.swap(0, Ordering::Relaxed);
         if batch.is_empty() && rejected == 0 {
             return;
@@ -273,26 +330,33 @@ impl WriterState {
         // that the database receives them in arrival order.
         if self.spool.as_ref().is_some_and(Spool::is_active) && !batch.is_empty() {
             self.shared.unflushed_rejections.fetch_add(rejected, Ordering::Relaxed);
-            return self.spool_or_refuse(batch, waiters).await;
+            return self.spool_or_refuse(batch, &mut waiters).await;
         }
         let size = batch.len();
-        let started = Instant::now();
-        // A database that hangs must not hold requests past what Meta waits for: past the
-        // timeout the batch counts as failed (and is spooled, where there is a spool). The
-        // commit may still land later; a delivery stored twice is applied once all the same.
         // The batch is kept for the spool only where there is one: the common path does not
         // copy it.
         let kept = self.spool.as_ref().map(|_| batch.clone());
-        let result =
-            match tokio::time::timeout(self.commit_timeout, self.store.append(batch, rejected))
-                .await
-            {
+        let (store, timeout) = (self.store.clone(), self.commit_timeout);
+        commits.spawn(async move {
+            let started = Instant::now();
+            // A database that hangs must not hold requests past what Meta waits for: past
+            // the timeout the batch counts as failed (and is spooled, where there is a
+            // spool). The commit may still land later; a delivery stored twice is applied
+            // once all the same.
+            let result = match tokio::time::timeout(timeout, store.append(batch, rejected)).await {
                 Ok(result) => result,
                 Err(_) => Err(StoreError::Task(format!(
                     "commit took longer than {} ms",
-                    self.commit_timeout.as_millis()
+                    timeout.as_millis()
                 ))),
             };
+            Commit { result, kept, waiters, size, rejected, started }
+        });
+    }
+
+    /// Answers the waiters of a commit that returned, spooling its batch if it failed.
+    async fn finish(&mut self, commit: Commit) {
+        let Commit { result, kept, mut waiters, size, rejected, started } = commit;
         self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(ids) => {
@@ -312,7 +376,7 @@ impl WriterState {
                 self.metrics.commit_failures.inc();
                 tracing::error!(%error, deliveries = size, "inbox commit failed");
                 if let Some(batch) = kept.filter(|_| size > 0) {
-                    return self.spool_or_refuse(batch, waiters).await;
+                    return self.spool_or_refuse(batch, &mut waiters).await;
                 }
                 for waiter in waiters.drain(..) {
                     let _ = waiter.send(Err(InboxError::Unavailable));
