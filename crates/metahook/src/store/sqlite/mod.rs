@@ -34,6 +34,10 @@ const INBOX_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/inbox/000
 /// The domain file's migrations, versioned in that file.
 const DOMAIN_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/domain/0001_pipeline.sql")];
 
+/// Page cache of the domain file's writer, in KiB as SQLite takes it (negative): the events'
+/// and domain tables' indexes are written at random keys, and a miss costs a read.
+const DOMAIN_CACHE_KIB: i64 = -32 * 1024;
+
 /// Handle to one SQLite store: its inbox and domain files.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -77,11 +81,18 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         refuse_single_file_layout(&writer)?;
         migrate(&mut writer, INBOX_MIGRATIONS)?;
-        // Commits become durable through `sync_log`, never on their own.
-        writer.pragma_update(None, "synchronous", "NORMAL")?;
         let mut domain = connect(&domain_path)?;
         migrate(&mut domain, DOMAIN_MIGRATIONS)?;
-        domain.pragma_update(None, "synchronous", "NORMAL")?;
+        for conn in [&writer, &domain] {
+            // Commits become durable through `sync_log`, never on their own; the logs are
+            // folded into the files by `checkpoint`, off the writers' threads, instead of by
+            // whichever commit crosses SQLite's threshold.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        // The pipeline's savepoints journal in memory, and its indexes stay cached.
+        domain.pragma_update(None, "temp_store", "MEMORY")?;
+        domain.pragma_update(None, "cache_size", DOMAIN_CACHE_KIB)?;
         let with_domain = || -> Result<Connection, StoreError> {
             let conn = connect(path)?;
             conn.execute("ATTACH DATABASE ?1 AS domain", [domain_path.to_string_lossy()])?;
