@@ -99,7 +99,7 @@ cleanup() {
 sqlite_url() { echo "sqlite://$WORK/$1.db"; }
 
 # Removes database $1 once measured, unless BENCH_KEEP=1: a run writes gigabytes.
-drop_database() { [[ $KEEP -eq 1 ]] || rm -f "$WORK/$1.db" "$WORK/$1.db-wal" "$WORK/$1.db-shm"; }
+drop_database() { [[ $KEEP -eq 1 ]] || rm -f "$WORK/$1.db" "$WORK/$1.db"-*; }
 
 # --- (a) drain alone ------------------------------------------------------------------------
 

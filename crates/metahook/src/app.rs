@@ -33,7 +33,8 @@ async fn maintain(store: Store) {
 }
 
 /// Starts the pipeline. With an embedded store (SQLite) its work competes with requests for
-/// this machine's cores, so it runs on a thread of its own at a lower scheduling priority:
+/// this machine's cores, so it runs on a thread of its own at a lower scheduling priority,
+/// recording included (it writes only to the domain file, whose lock no request waits for):
 /// under saturation, acknowledging deliveries comes first and the backlog is applied with
 /// what is left. A database server does that work elsewhere, so the pipeline then shares
 /// the request runtime.
@@ -48,7 +49,6 @@ fn spawn_pipeline(
             Ok(())
         });
     }
-    let pipeline = pipeline.record_on(tokio::runtime::Handle::current());
     let (done, finished) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("metahook-pipeline".into()).spawn(move || {
         // On Linux, nice applies to the calling thread, and threads it creates inherit it.

@@ -69,9 +69,6 @@ pub struct Pipeline {
     wake: Arc<Notify>,
     /// Deliveries to claim next, adapted to how many events recent deliveries held.
     claim: Arc<AtomicUsize>,
-    /// Where batches are written when the pipeline itself runs at a lower priority: a
-    /// low-priority thread holding the store's write lock would keep requests waiting.
-    record_on: Option<tokio::runtime::Handle>,
     /// When the lag gauge was last refreshed, unix milliseconds.
     lag_observed: Arc<AtomicI64>,
 }
@@ -86,16 +83,8 @@ impl Pipeline {
             limits,
             wake: Arc::new(Notify::new()),
             claim,
-            record_on: None,
             lag_observed: Arc::new(AtomicI64::new(0)),
         }
-    }
-
-    /// Writes batches from tasks of `runtime` (running at normal priority) instead of the
-    /// pipeline's own.
-    pub fn record_on(mut self, runtime: tokio::runtime::Handle) -> Self {
-        self.record_on = Some(runtime);
-        self
     }
 
     /// A handle that wakes the workers when new deliveries are stored.
@@ -126,14 +115,7 @@ impl Pipeline {
         }
         let (deliveries, retries) = (batch.split.len(), batch.retries.len());
         let seed = RandomState::new().hash_one(now);
-        let (store, policy) = (self.store.clone(), self.policy);
-        let applied = match &self.record_on {
-            Some(runtime) => runtime
-                .spawn(async move { store.record(batch, policy, now, seed).await })
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))??,
-            None => store.record(batch, policy, now, seed).await?,
-        };
+        let applied = self.store.record(batch, self.policy, now, seed).await?;
         self.metrics.pipeline_retries.inc_by(retries as u64);
         let report = self.observe(&applied, deliveries);
         if self.lag_due(now) {
