@@ -13,6 +13,8 @@
 //! - chunked bodies: [`chunked_bodies_are_read_whole_and_held_to_the_limit`];
 //! - bodies at the limit and one byte over (and streamed over it, in `webhook`):
 //!   [`a_body_exactly_at_the_limit_is_accepted_and_one_byte_more_is_not`];
+//! - a signed body that is not a delivery: `webhook::a_signed_body_that_is_not_a_delivery_...`;
+//!   not quoted in the answer: [`a_signed_body_of_another_shape_is_refused_without_quoting_it`];
 //! - invalid UTF-8 and lone surrogate escapes:
 //!   [`signed_bodies_that_are_not_unicode_text_are_not_deliveries`];
 //! - deep nesting: [`nesting_is_refused_exactly_where_the_decoder_could_not_read_it`];
@@ -361,6 +363,23 @@ async fn signed_bodies_that_are_not_unicode_text_are_not_deliveries() {
     let body = message(r"\ud83e");
     let reply = target.post(&body, &[]).await;
     target.refused("lone surrogate, unsigned", &[reply], 401, &body, "").await;
+    target.assert_serving().await;
+}
+
+#[tokio::test]
+async fn a_signed_body_of_another_shape_is_refused_without_quoting_it() {
+    // The reason names what is wrong and where; a value from the body would make the answer
+    // a mirror for whatever the body holds, a secret included.
+    let target = Target::start().await;
+    for body in [
+        format!(r#"{{"object":"page","entry":"{SECRET}"}}"#),
+        format!(r#""{VERIFY_TOKEN}""#),
+        format!(r#"{{"entry":"{ADMIN_TOKEN}","object":"page"}}"#),
+        format!(r#"{{"object":"page","entry":["{ADMIN_TOKEN}"#),
+    ] {
+        let reply = target.post_signed(body.as_bytes()).await;
+        target.refused(&body, &[reply], 400, body.as_bytes(), "").await;
+    }
     target.assert_serving().await;
 }
 
