@@ -140,9 +140,13 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         let (mut object, mut entries) = (None, None);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // A second `object` or `entry` is refused: the decoder, reading the body into a
+            // map, would keep the last one, and a stored delivery must mean one thing.
             match key.as_ref() {
-                "object" if object.is_none() => object = Some(map.next_value::<String>()?),
-                "entry" if entries.is_none() => entries = Some(map.next_value::<EntryCount>()?.0),
+                "object" if object.is_some() => return Err(de::Error::duplicate_field("object")),
+                "entry" if entries.is_some() => return Err(de::Error::duplicate_field("entry")),
+                "object" => object = Some(map.next_value::<String>()?),
+                "entry" => entries = Some(map.next_value::<EntryCount>()?.0),
                 _ => {
                     map.next_value::<Skip>()?;
                 }
@@ -192,6 +196,8 @@ mod tests {
             br#"{"object":"page","entry":[],}"#,
             b"{\"object\":\"p\xffge\",\"entry\":[]}",
             br#"{"object":"\ud800","entry":[]}"#,
+            br#"{"object":"page","entry":[],"object":"user"}"#,
+            br#"{"object":"page","entry":[],"entry":[{}]}"#,
         ] {
             assert!(Envelope::parse(body).is_err(), "accepted {:?}", String::from_utf8_lossy(body));
         }

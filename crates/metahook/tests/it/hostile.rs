@@ -15,6 +15,8 @@
 //!   [`a_body_exactly_at_the_limit_is_accepted_and_one_byte_more_is_not`];
 //! - a signed body that is not a delivery: `webhook::a_signed_body_that_is_not_a_delivery_...`;
 //!   not quoted in the answer: [`a_signed_body_of_another_shape_is_refused_without_quoting_it`];
+//! - `object` or `entry` twice:
+//!   [`object_or_entry_given_twice_is_refused_rather_than_read_two_ways`];
 //! - invalid UTF-8 and lone surrogate escapes:
 //!   [`signed_bodies_that_are_not_unicode_text_are_not_deliveries`];
 //! - deep nesting: [`nesting_is_refused_exactly_where_the_decoder_could_not_read_it`];
@@ -376,6 +378,23 @@ async fn a_signed_body_of_another_shape_is_refused_without_quoting_it() {
         format!(r#""{VERIFY_TOKEN}""#),
         format!(r#"{{"entry":"{ADMIN_TOKEN}","object":"page"}}"#),
         format!(r#"{{"object":"page","entry":["{ADMIN_TOKEN}"#),
+    ] {
+        let reply = target.post_signed(body.as_bytes()).await;
+        target.refused(&body, &[reply], 400, body.as_bytes(), "").await;
+    }
+    target.assert_serving().await;
+}
+
+#[tokio::test]
+async fn object_or_entry_given_twice_is_refused_rather_than_read_two_ways() {
+    // The envelope check would read the first, the decoder the last: stored, such a body
+    // would be listed as one thing and applied as another.
+    let target = Target::start().await;
+    let events = String::from_utf8(messenger_text(1)).unwrap();
+    let entries = events.split_once(r#""entry":"#).unwrap().1.trim_end_matches('}');
+    for body in [
+        format!(r#"{{"object":"page","entry":[],"entry":{entries}}}"#),
+        format!(r#"{{"object":"user","entry":{entries},"object":"page"}}"#),
     ] {
         let reply = target.post_signed(body.as_bytes()).await;
         target.refused(&body, &[reply], 400, body.as_bytes(), "").await;
