@@ -152,10 +152,10 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 }
             }
         }
-        Ok(Envelope {
-            object: object.ok_or_else(|| de::Error::missing_field("object"))?,
-            entries: entries.ok_or_else(|| de::Error::missing_field("entry"))?,
-        })
+        let mut object: String = object.ok_or_else(|| de::Error::missing_field("object"))?;
+        // Read as the decoder reads it, and storable as text.
+        crate::event::replace_nul(&mut object);
+        Ok(Envelope { object, entries: entries.ok_or_else(|| de::Error::missing_field("entry"))? })
     }
 }
 
@@ -179,6 +179,12 @@ mod tests {
     fn escaped_object_names_are_decoded() {
         let e = Envelope::parse(br#"{"object":"p\u0061ge","entry":[]}"#).unwrap();
         assert_eq!(e.object, "page");
+    }
+
+    #[test]
+    fn a_nul_in_object_is_read_as_the_replacement_character() {
+        let e = Envelope::parse(br#"{"object":"page\u0000","entry":[]}"#).unwrap();
+        assert_eq!(e.object, "page\u{fffd}");
     }
 
     #[test]

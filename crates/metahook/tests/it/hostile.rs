@@ -21,6 +21,8 @@
 //!   [`signed_bodies_that_are_not_unicode_text_are_not_deliveries`];
 //! - deep nesting: [`nesting_is_refused_exactly_where_the_decoder_could_not_read_it`];
 //! - a 1000-entry batch: [`a_batch_of_1000_entries_is_stored_whole_and_split`];
+//! - NUL characters and values too long to index, signed:
+//!   [`signed_values_a_database_cannot_hold_or_index_do_not_block_the_pipeline`];
 //! - content types: [`the_content_type_does_not_decide`];
 //! - methods (PUT, DELETE and PATCH without a body are in `webhook`):
 //!   [`methods_other_than_get_and_post_are_refused_and_store_nothing`];
@@ -124,6 +126,14 @@ impl Target {
             stored_in(self.dir.path()).await.into_iter().map(|d| d.body).collect();
         let expected = self.expected.lock().unwrap().clone();
         assert!(stored == expected, "{case}: {} stored, {} expected", stored.len(), expected.len());
+    }
+
+    /// GETs an admin API path with the admin token.
+    async fn admin(&self, path: &str) -> serde_json::Value {
+        let request = self.client.get(format!("{}{path}", self.process.address));
+        let response = request.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
     }
 
     /// The process did not exit and still answers.
@@ -448,6 +458,55 @@ async fn a_batch_of_1000_entries_is_stored_whole_and_split() {
     let settled =
         |s: &serde_json::Value| s["store"]["pending"] == 0 && s["store"]["events"] == 1000;
     target.process.wait_for_status(30, settled).await;
+    target.assert_serving().await;
+}
+
+#[tokio::test]
+async fn signed_values_a_database_cannot_hold_or_index_do_not_block_the_pipeline() {
+    // PostgreSQL text cannot hold NUL, and a unique index refuses a row over about 2.7 KB:
+    // either once stopped every commit that carried it, the inbox's or the pipeline's. Now a
+    // NUL is read as U+FFFD and a long key is cut; the 20 KB mid still cannot be indexed in
+    // PostgreSQL's messages table, so there that one event alone ends dead.
+    let target = Target::start_with(&[
+        ("METAHOOK_PIPELINE_MAX_ATTEMPTS", "2"),
+        ("METAHOOK_PIPELINE_RETRY_BASE_MS", "20"),
+    ])
+    .await;
+    let message = |object: &str, id: &str, mid: &str| {
+        format!(
+            r#"{{"object":"{object}","entry":[{{"id":"{id}","time":1,"messaging":[{{"sender":{{"id":"{id}"}},"recipient":{{"id":"P"}},"timestamp":1700000000000,"message":{{"mid":"{mid}","text":"a\u0000b"}}}}]}}]}}"#
+        )
+        .into_bytes()
+    };
+    // Letters no compression shortens, as a long id of Meta's would be.
+    let mut seed = 7u64;
+    let long: String = (0..20_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from(b'a' + (seed >> 59) as u8 % 26)
+        })
+        .collect();
+    let cases = [
+        ("NUL in object", message(r"page\u0000", "1", "m1")),
+        ("NUL in ids", message("page", r"U\u0000", r"m\u0000")),
+        ("a 20 KB mid", message("page", "2", &long)),
+        ("a 20 KB object", message(&long, "3", "m3")),
+    ];
+    for (case, body) in cases {
+        target.accepted(case, &target.post_signed(&body).await, &body).await;
+    }
+    let body = messenger_text(1);
+    target
+        .accepted("an ordinary delivery after them", &target.post_signed(&body).await, &body)
+        .await;
+    let settled = |s: &serde_json::Value| {
+        s["webhook"]["status"] == "active"
+            && s["store"]["pending"] == 0
+            && s["store"]["events"] == 5
+    };
+    target.process.wait_for_status(20, settled).await;
+    let messages = target.admin("/api/messages?mid=mid.1").await;
+    assert_eq!(messages["items"][0]["status"], "received", "{messages}");
     target.assert_serving().await;
 }
 
