@@ -11,5 +11,6 @@ mod payloads;
 mod pipeline;
 mod process;
 mod raw;
+mod secrets;
 mod simulate;
 mod webhook;
