@@ -2,6 +2,7 @@
 
 mod binary;
 mod cluster;
+mod disclosure;
 mod fixtures;
 mod helpers;
 mod hostile;
