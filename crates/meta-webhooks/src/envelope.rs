@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::error::Category;
 
 /// What the receiver keeps from the envelope: the object type and the number of entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +21,33 @@ pub struct Envelope {
 }
 
 /// Why a signed body is not a delivery.
+///
+/// The message says what is wrong and where, never a value read from the body: it is sent
+/// back to the client, and the body may hold anything, a secret included.
 #[derive(Debug, thiserror::Error)]
 #[error("body is not a webhook delivery: {0}")]
 pub struct EnvelopeError(String);
 
+impl EnvelopeError {
+    fn new(error: serde_json::Error) -> Self {
+        match error.classify() {
+            // serde_json's syntax messages are fixed texts with a position.
+            Category::Syntax | Category::Eof => Self(error.to_string()),
+            // A type error quotes the value it found.
+            Category::Data | Category::Io => Self(format!(
+                "expected a JSON object with a string `object` and an array `entry` \
+                 at line {} column {}",
+                error.line(),
+                error.column()
+            )),
+        }
+    }
+}
+
 impl Envelope {
     /// Checks that `body` is a JSON object with a string `object` and an array `entry`.
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        serde_json::from_slice(body).map_err(|e| EnvelopeError(e.to_string()))
+        serde_json::from_slice(body).map_err(EnvelopeError::new)
     }
 }
 
@@ -120,18 +140,22 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         let (mut object, mut entries) = (None, None);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // A second `object` or `entry` is refused: the decoder, reading the body into a
+            // map, would keep the last one, and a stored delivery must mean one thing.
             match key.as_ref() {
-                "object" if object.is_none() => object = Some(map.next_value::<String>()?),
-                "entry" if entries.is_none() => entries = Some(map.next_value::<EntryCount>()?.0),
+                "object" if object.is_some() => return Err(de::Error::duplicate_field("object")),
+                "entry" if entries.is_some() => return Err(de::Error::duplicate_field("entry")),
+                "object" => object = Some(map.next_value::<String>()?),
+                "entry" => entries = Some(map.next_value::<EntryCount>()?.0),
                 _ => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
-        Ok(Envelope {
-            object: object.ok_or_else(|| de::Error::missing_field("object"))?,
-            entries: entries.ok_or_else(|| de::Error::missing_field("entry"))?,
-        })
+        let mut object: String = object.ok_or_else(|| de::Error::missing_field("object"))?;
+        // Read as the decoder reads it, and storable as text.
+        crate::event::replace_nul(&mut object);
+        Ok(Envelope { object, entries: entries.ok_or_else(|| de::Error::missing_field("entry"))? })
     }
 }
 
@@ -158,6 +182,12 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_in_object_is_read_as_the_replacement_character() {
+        let e = Envelope::parse(br#"{"object":"page\u0000","entry":[]}"#).unwrap();
+        assert_eq!(e.object, "page\u{fffd}");
+    }
+
+    #[test]
     fn other_shapes_are_refused() {
         for body in [
             &br#""#[..],
@@ -172,8 +202,25 @@ mod tests {
             br#"{"object":"page","entry":[],}"#,
             b"{\"object\":\"p\xffge\",\"entry\":[]}",
             br#"{"object":"\ud800","entry":[]}"#,
+            br#"{"object":"page","entry":[],"object":"user"}"#,
+            br#"{"object":"page","entry":[],"entry":[{}]}"#,
         ] {
             assert!(Envelope::parse(body).is_err(), "accepted {:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn refusals_say_where_but_quote_nothing_from_the_body() {
+        for body in [
+            &br#"{"object":"page","entry":"sesame-1"}"#[..],
+            br#""sesame-2""#,
+            br#"{"entry":"sesame-3","object":"page"}"#,
+            br#"{"object":"page","entry":["sesame-4"#,
+            br#"{"object":"page","entry":[]} "sesame-5""#,
+        ] {
+            let message = Envelope::parse(body).unwrap_err().to_string();
+            assert!(message.contains("at line 1 column"), "{message}");
+            assert!(!message.contains("sesame"), "{message}");
         }
     }
 

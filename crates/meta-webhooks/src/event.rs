@@ -53,7 +53,8 @@ pub enum Platform {
     Instagram,
     /// Object `whatsapp_business_account`.
     Whatsapp,
-    /// Any other object (`user`, `permissions`, ...), under its own name.
+    /// Any other object (`user`, `permissions`, ...), under its own name (cut like a key
+    /// when it is absurdly long).
     Other(String),
 }
 
@@ -64,7 +65,7 @@ impl Platform {
             "page" => Platform::Facebook,
             "instagram" => Platform::Instagram,
             "whatsapp_business_account" => Platform::Whatsapp,
-            other => Platform::Other(other.to_owned()),
+            other => Platform::Other(payload::key::bounded(other.to_owned())),
         }
     }
 
@@ -281,8 +282,13 @@ pub enum DecodeError {
 }
 
 /// Splits a delivery into its events, in the order they appear.
+///
+/// A NUL character (`\u0000`, valid JSON) is read as U+FFFD wherever it appears: no text
+/// column of PostgreSQL can hold it, and the stored body keeps the bytes as sent.
 pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
-    let Value::Object(mut root) = serde_json::from_slice(body)? else {
+    let mut root: Value = serde_json::from_slice(body)?;
+    replace_nul_within(&mut root);
+    let Value::Object(mut root) = root else {
         return Err(DecodeError::NotEnvelope);
     };
     let (Some(Value::String(object)), Some(Value::Array(entries))) =
@@ -296,6 +302,24 @@ pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
         payload::split_entry(&object, &platform, entry, &mut events);
     }
     Ok(events)
+}
+
+/// Replaces each NUL in `text` with U+FFFD (see [`split`]).
+pub(crate) fn replace_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{fffd}");
+    }
+}
+
+/// [`replace_nul`] in every string of `value` (object keys stay as they are: they reach the
+/// store only inside JSON, escaped).
+fn replace_nul_within(value: &mut Value) {
+    match value {
+        Value::String(text) => replace_nul(text),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul_within),
+        Value::Object(fields) => fields.values_mut().for_each(replace_nul_within),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +346,18 @@ mod tests {
         let events = split_json(json!({"object": "page", "entry": [1, "x", null, []]}));
         assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Unknown; 4]);
         assert!(events.iter().all(|e| e.source == Source::Entry));
+    }
+
+    #[test]
+    fn nul_characters_are_read_as_the_replacement_character() {
+        let item = json!({"sender": {"id": "U\u{0}"}, "recipient": {"id": "P"}, "timestamp": 1,
+                          "message": {"mid": "m\u{0}", "text": "a\u{0}b"}});
+        let body = page(json!([item])).to_string();
+        assert!(body.contains(r"\u0000"), "{body}");
+        let events = split(body.as_bytes()).unwrap();
+        assert_eq!(events[0].user_id.as_deref(), Some("U\u{fffd}"));
+        assert_eq!(events[0].key, "message:U\u{fffd}:m\u{fffd}");
+        assert_eq!(events[0].payload["message"]["text"], "a\u{fffd}b");
     }
 
     #[test]

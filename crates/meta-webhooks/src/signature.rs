@@ -222,6 +222,16 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_matches_only_itself() {
+        let s = Secret::new("sesame-token");
+        assert!(s.matches(b"sesame-token"));
+        for other in [&b""[..], b"sesame-toke", b"sesame-tokenn", b"Sesame-token", b" sesame-token"]
+        {
+            assert!(!s.matches(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret::new("dc074b4cd5c4679002750832c2065bc8");
         assert!(!format!("{s} {s:?}").contains("dc074b4c"));

@@ -231,7 +231,7 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })?;
+        .map_err(|e| ConfigError::File { path: path.to_owned(), message: toml_error(&text, &e) })?;
     let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
     let mut values = Vec::with_capacity(table.len());
     for (name, value) in table {
@@ -256,6 +256,16 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         values.push((key, text));
     }
     Ok(values)
+}
+
+/// Where the file is not TOML, and why. toml's own message quotes the offending line, which
+/// may hold a secret.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let at = error.span().map_or(0, |span| span.start);
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+    format!("not valid TOML at line {line}, column {column}: {}", error.message())
 }
 
 fn parse<T>(
@@ -400,6 +410,16 @@ mod tests {
         std::fs::write(&path, "listen = [\"127.0.0.1:9\"]\n").unwrap();
         let err = Config::from_layers(Some(&path), &env(&[])).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_located_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metahook.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9\"\nverify_token = \"topsecret3\n").unwrap();
+        let err = Config::from_layers(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("line 2, column 27"), "{err}");
+        assert!(!err.contains("topsecret"), "secret leaked: {err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A key is the event's kind followed by the values that name the event, joined by `:`
 //! (`message:{user}:{mid}`). A part may itself contain `:` (old Messenger mids look like
 //! `mid.1457764197618:41d1...`), so `%` and `:` inside a part are percent-escaped: two keys
-//! are equal exactly when their kinds and parts are equal.
+//! are equal exactly when their kinds and parts are equal. A key longer than
+//! [`MAX_KEY_BYTES`] is cut and ends with a digest of the whole ([`bounded`]).
 //!
 //! The hash is FNV-1a 64 over a canonical encoding of JSON values written here rather than
 //! over `serde_json::to_string`: the serialised order of object keys follows the input when
@@ -12,6 +13,7 @@
 //! and containers, so distinct values encode to distinct byte strings.
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Builds a key one part at a time.
 #[derive(Debug, Clone)]
@@ -62,8 +64,26 @@ impl Key {
 
     /// The finished key.
     pub(crate) fn finish(self) -> String {
-        self.0
+        bounded(self.0)
     }
+}
+
+/// Longest key kept whole, in bytes. No natural key comes near it; a longer one (from an id
+/// nobody would issue) must still fit a database index, and PostgreSQL's stop near 2.7 KB.
+pub(crate) const MAX_KEY_BYTES: usize = 512;
+
+/// `text` itself when it is at most [`MAX_KEY_BYTES`] long; else its start, `~` and 32 hex
+/// digits of the SHA-256 of the whole, so that distinct texts stay distinct.
+pub(crate) fn bounded(text: String) -> String {
+    if text.len() <= MAX_KEY_BYTES {
+        return text;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    let mut end = MAX_KEY_BYTES - 33;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}~{}", &text[..end], hex::encode(&digest[..16]))
 }
 
 /// FNV-1a 64 of the canonical encoding of `values`, in order.
@@ -150,6 +170,18 @@ mod tests {
         let a = Key::new("reaction").part("m:1").part("u").finish();
         let b = Key::new("reaction").part("m").part("1:u").finish();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_key_too_long_to_index_is_cut_and_stays_distinct() {
+        let short = Key::new("message").part("u").part("m").finish();
+        assert_eq!(short, "message:u:m");
+        let long = |last: &str| Key::new("message").part("é".repeat(400)).part(last).finish();
+        let (a, b) = (long("1"), long("2"));
+        assert!(a.len() <= MAX_KEY_BYTES && b.len() <= MAX_KEY_BYTES, "{}", a.len());
+        assert_ne!(a, b);
+        assert_eq!(a, long("1"));
+        assert!(a.starts_with("message:éé"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use meta_webhooks::Secret;
-use meta_webhooks::signature::sign_sha256;
+use meta_webhooks::signature::{sign_sha1, sign_sha256};
 use metahook::config::Config;
 use metahook::store::{SqliteStore, Store, StoredDelivery};
 use tempfile::TempDir;
@@ -236,6 +236,63 @@ fn domain_connection(path: &str) -> rusqlite::Connection {
 
 pub fn sign(secret: &str, body: &[u8]) -> String {
     sign_sha256(&Secret::new(secret), body)
+}
+
+/// Values no answer, log line or metric may repeat: configured secrets and tokens, and the
+/// signature values of requests (those sent, and those the server would have expected).
+/// Matching ignores case, so a signature echoed in other hex digits still counts.
+pub struct Undisclosed {
+    values: Vec<String>,
+    secrets: Vec<String>,
+}
+
+impl Undisclosed {
+    /// The configured app secrets and any other secrets (tokens, a database password).
+    pub fn new(app_secrets: &[&str], others: &[&str]) -> Self {
+        let secrets = app_secrets.iter().map(|s| s.to_string()).collect();
+        let mut undisclosed = Self { values: Vec::new(), secrets };
+        for value in app_secrets.iter().chain(others) {
+            undisclosed.add(value);
+        }
+        undisclosed
+    }
+
+    /// The test's usual secret and tokens.
+    pub fn configured() -> Self {
+        Self::new(&[SECRET], &[VERIFY_TOKEN, ADMIN_TOKEN])
+    }
+
+    /// Also the signatures of `body` under every configured app secret (SHA-256 and the
+    /// legacy SHA-1), and what was sent as a signature, if anything.
+    pub fn request(&mut self, body: &[u8], sent: Option<&str>) -> &mut Self {
+        for secret in self.secrets.clone() {
+            let secret = Secret::new(secret);
+            for signature in [sign_sha256(&secret, body), sign_sha1(&secret, body)] {
+                let hex = signature.split_once('=').expect("algorithm=hex").1.to_owned();
+                self.add(&hex);
+            }
+        }
+        if let Some(sent) = sent {
+            self.add(sent);
+            self.add(sent.split_once('=').map_or(sent, |(_, hex)| hex));
+        }
+        self
+    }
+
+    /// Fails if `text`, read from `place`, contains any of the values.
+    pub fn assert_absent(&self, place: &str, text: &str) {
+        let text = text.to_lowercase();
+        for value in &self.values {
+            assert!(!text.contains(value.as_str()), "{place} discloses {value:?}:\n{text}");
+        }
+    }
+
+    fn add(&mut self, value: &str) {
+        // Shorter values would match by chance (an empty or truncated header).
+        if value.len() >= 8 {
+            self.values.push(value.to_lowercase());
+        }
+    }
 }
 
 /// A small Messenger text delivery; `n` makes the text and mid unique.

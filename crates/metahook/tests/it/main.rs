@@ -2,12 +2,16 @@
 
 mod binary;
 mod cluster;
+mod disclosure;
 mod fixtures;
 mod helpers;
+mod hostile;
 mod observe;
 mod order;
 mod payloads;
 mod pipeline;
 mod process;
+mod raw;
+mod secrets;
 mod simulate;
 mod webhook;

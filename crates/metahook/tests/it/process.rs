@@ -53,8 +53,21 @@ impl Process {
     /// Same, with extra environment variables.
     pub async fn start_with(dir: &Path, env: &[(&str, String)]) -> Self {
         database_url(dir).await;
-        let port = free_port();
+        Self::spawn(command(dir), env).await
+    }
+
+    /// Same, with everything the process writes on stdout and stderr kept in `log`.
+    pub async fn start_logged(dir: &Path, env: &[(&str, String)], log: &Path) -> Self {
+        database_url(dir).await;
+        let file = std::fs::File::create(log).unwrap();
         let mut command = command(dir);
+        command.stdout(file.try_clone().unwrap()).stderr(file);
+        Self::spawn(command, env).await
+    }
+
+    /// Runs `metahook serve` on a free port and waits until it answers.
+    async fn spawn(mut command: Command, env: &[(&str, String)]) -> Self {
+        let port = free_port();
         command.env("METAHOOK_LISTEN", format!("127.0.0.1:{port}"));
         for (name, value) in env {
             command.env(name, value);
