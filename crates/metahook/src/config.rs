@@ -25,6 +25,11 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest time a request body may take to arrive, in milliseconds (then 408).
     pub body_timeout_ms: u64,
+    /// Longest time a connection may take to send a whole request head, in milliseconds; also
+    /// how long a kept-alive connection may stay idle. Then the connection is closed.
+    pub header_timeout_ms: u64,
+    /// Most connections open at once; past it, an idle one makes room or the new one is closed.
+    pub max_connections: usize,
     /// Most deliveries written in one commit.
     pub inbox_batch_max: usize,
     /// Most deliveries waiting for a commit before new requests wait for room.
@@ -94,6 +99,8 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("admin_token", "METAHOOK_ADMIN_TOKEN", None),
     ("body_limit", "METAHOOK_BODY_LIMIT", Some("4MiB")),
     ("body_timeout_ms", "METAHOOK_BODY_TIMEOUT_MS", Some("10000")),
+    ("header_timeout_ms", "METAHOOK_HEADER_TIMEOUT_MS", Some("10000")),
+    ("max_connections", "METAHOOK_MAX_CONNECTIONS", Some("2048")),
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
@@ -158,6 +165,9 @@ impl Config {
         let body_limit = parse(take("body_limit").expect("has a default"), parse_size)?;
         let body_timeout_ms =
             parse(take("body_timeout_ms").expect("has a default"), positive)? as u64;
+        let header_timeout_ms =
+            parse(take("header_timeout_ms").expect("has a default"), positive)? as u64;
+        let max_connections = parse(take("max_connections").expect("has a default"), positive)?;
         let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
         let inbox_commit_timeout_ms =
@@ -200,6 +210,8 @@ impl Config {
             admin_token,
             body_limit,
             body_timeout_ms,
+            header_timeout_ms,
+            max_connections,
             inbox_batch_max,
             inbox_queue,
             inbox_commit_timeout_ms,
@@ -345,6 +357,16 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_have_defaults_and_cannot_be_zero() {
+        let c = Config::from_layers(None, &env(&[])).unwrap();
+        assert_eq!((c.header_timeout_ms, c.max_connections), (10_000, 2048));
+        for var in ["METAHOOK_HEADER_TIMEOUT_MS", "METAHOOK_MAX_CONNECTIONS"] {
+            let err = Config::from_layers(None, &env(&[(var, "0")])).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metahook.toml");
@@ -377,6 +399,8 @@ mod tests {
             ("METAHOOK_DATABASE_URL", "database_url"),
             ("METAHOOK_BODY_LIMIT", "body_limit"),
             ("METAHOOK_INBOX_BATCH_MAX", "inbox_batch_max"),
+            ("METAHOOK_HEADER_TIMEOUT_MS", "header_timeout_ms"),
+            ("METAHOOK_MAX_CONNECTIONS", "max_connections"),
         ] {
             let err =
                 Config::from_layers(None, &env(&[(var, "nonsense")])).unwrap_err().to_string();

@@ -1,8 +1,12 @@
-//! The HTTP surface: the webhook route Meta calls, and the routes operators read.
+//! The HTTP surface: the accept loop and its limits, the webhook route Meta calls, and the
+//! routes operators read.
 
 mod admin;
+mod connections;
 mod error;
+pub mod limits;
 mod observe;
+mod serve;
 mod webhook;
 
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use meta_webhooks::{Secret, Verifier};
 use tokio::sync::Notify;
 
 pub use error::ApiError;
+pub use serve::{ConnectionLimits, bind, serve};
 
 use crate::inbox::Inbox;
 use crate::metrics::{Metrics, RequestLabels};

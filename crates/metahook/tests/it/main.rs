@@ -4,6 +4,7 @@ mod binary;
 mod cluster;
 mod fixtures;
 mod helpers;
+mod limits;
 mod observe;
 mod order;
 mod payloads;
