@@ -162,6 +162,8 @@ pub async fn run(
         body_timeout: Duration::from_millis(config.body_timeout_ms),
         retry_after_secs: config.retry_after_secs,
         admin_token: config.admin_token.clone(),
+        max_concurrent_requests: config.max_concurrent_requests,
+        reject_limit_per_address: config.reject_limit_per_address,
         inbox: inbox.clone(),
         store: store.clone(),
         metrics: metrics.clone(),

@@ -30,6 +30,11 @@ pub struct Config {
     pub header_timeout_ms: u64,
     /// Most connections open at once; past it, an idle one makes room or the new one is closed.
     pub max_connections: usize,
+    /// Most requests handled at once; past it, 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Rejections (400, 401, 403, 408, 413) one client address may get in one second before its
+    /// further requests get 429 for the rest of that second; 0 turns the cap off.
+    pub reject_limit_per_address: u32,
     /// Most deliveries written in one commit.
     pub inbox_batch_max: usize,
     /// Most deliveries waiting for a commit before new requests wait for room.
@@ -101,6 +106,8 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("body_timeout_ms", "METAHOOK_BODY_TIMEOUT_MS", Some("10000")),
     ("header_timeout_ms", "METAHOOK_HEADER_TIMEOUT_MS", Some("10000")),
     ("max_connections", "METAHOOK_MAX_CONNECTIONS", Some("2048")),
+    ("max_concurrent_requests", "METAHOOK_MAX_CONCURRENT_REQUESTS", Some("1024")),
+    ("reject_limit_per_address", "METAHOOK_REJECT_LIMIT_PER_ADDRESS", Some("50")),
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
@@ -168,6 +175,12 @@ impl Config {
         let header_timeout_ms =
             parse(take("header_timeout_ms").expect("has a default"), positive)? as u64;
         let max_connections = parse(take("max_connections").expect("has a default"), positive)?;
+        let max_concurrent_requests =
+            parse(take("max_concurrent_requests").expect("has a default"), positive)?;
+        let reject_limit_per_address =
+            parse(take("reject_limit_per_address").expect("has a default"), |v| {
+                v.parse::<u32>().map_err(|e| format!("{e}: expected a whole number, 0 for no cap"))
+            })?;
         let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
         let inbox_commit_timeout_ms =
@@ -212,6 +225,8 @@ impl Config {
             body_timeout_ms,
             header_timeout_ms,
             max_connections,
+            max_concurrent_requests,
+            reject_limit_per_address,
             inbox_batch_max,
             inbox_queue,
             inbox_commit_timeout_ms,
@@ -357,10 +372,17 @@ mod tests {
     }
 
     #[test]
-    fn connection_limits_have_defaults_and_cannot_be_zero() {
+    fn limits_have_defaults_and_only_the_per_address_cap_can_be_turned_off() {
         let c = Config::from_layers(None, &env(&[])).unwrap();
         assert_eq!((c.header_timeout_ms, c.max_connections), (10_000, 2048));
-        for var in ["METAHOOK_HEADER_TIMEOUT_MS", "METAHOOK_MAX_CONNECTIONS"] {
+        assert_eq!((c.max_concurrent_requests, c.reject_limit_per_address), (1024, 50));
+        let off = env(&[("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "0")]);
+        assert_eq!(Config::from_layers(None, &off).unwrap().reject_limit_per_address, 0);
+        for var in [
+            "METAHOOK_HEADER_TIMEOUT_MS",
+            "METAHOOK_MAX_CONNECTIONS",
+            "METAHOOK_MAX_CONCURRENT_REQUESTS",
+        ] {
             let err = Config::from_layers(None, &env(&[(var, "0")])).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");
         }
@@ -401,6 +423,8 @@ mod tests {
             ("METAHOOK_INBOX_BATCH_MAX", "inbox_batch_max"),
             ("METAHOOK_HEADER_TIMEOUT_MS", "header_timeout_ms"),
             ("METAHOOK_MAX_CONNECTIONS", "max_connections"),
+            ("METAHOOK_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests"),
+            ("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "reject_limit_per_address"),
         ] {
             let err =
                 Config::from_layers(None, &env(&[(var, "nonsense")])).unwrap_err().to_string();

@@ -24,7 +24,7 @@ pub struct ReasonLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
-    /// `connections`, `header_timeout` or `body_timeout`.
+    /// `concurrency`, `connections`, `per_address`, `header_timeout` or `body_timeout`.
     pub limit: &'static str,
 }
 

@@ -1,12 +1,12 @@
-//! Limits that keep the server answering under abuse: header read timeout and connection cap;
-//! each counted when it bites, none storing anything.
+//! Limits that keep the server answering under abuse: header read timeout, connection cap,
+//! concurrency cap, rejections per address; each counted when it bites, none storing anything.
 
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Options, TestApp, client, messenger_text, send_post_head};
+use crate::helpers::{ADMIN_TOKEN, Options, TestApp, client, messenger_text, send_post_head};
 
 fn limit(name: &str) -> String {
     format!(r#"metahook_limit_rejections_total{{limit="{name}"}}"#)
@@ -137,4 +137,80 @@ async fn a_connection_past_the_limit_is_closed_at_once_when_every_other_is_handl
     // since start-up; the newcomer was refused.
     assert_eq!(app.metric(&limit("connections")).await, 2.0);
     assert_eq!(app.stored().await.len(), 2);
+}
+
+#[tokio::test]
+async fn requests_past_the_concurrency_cap_get_503_with_retry_after_and_are_not_stored() {
+    let options = Options::default()
+        .with("METAHOOK_MAX_CONCURRENT_REQUESTS", "2")
+        .with("METAHOOK_RETRY_AFTER_SECS", "7");
+    let app = TestApp::spawn_with(options).await;
+    let held = hold_requests(&app, 2).await;
+
+    let started = Instant::now();
+    let refused = app.post_signed(messenger_text(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "7");
+    // Operators can still see what happens.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.metric(&limit("concurrency")).await, 1.0);
+
+    release(held).await;
+    assert_eq!(app.post_signed(messenger_text(3)).await.status(), 200);
+    let requests = r#"metahook_http_requests_total{route="/meta/webhook",method="POST",status="#;
+    assert_eq!(app.metric(&format!(r#"{requests}"503"}}"#)).await, 1.0);
+    assert_eq!(app.metric(&format!(r#"{requests}"200"}}"#)).await, 3.0);
+    let stored: Vec<Vec<u8>> = app.stored().await.into_iter().map(|d| d.body).collect();
+    assert_eq!(stored, [held_body(), held_body(), messenger_text(3)]);
+}
+
+/// Waits for the start of the next wall-clock second, the window the per-address cap counts
+/// in, so that what follows fits in one window.
+async fn next_second() {
+    let ms = metahook::clock::now_ms();
+    tokio::time::sleep(Duration::from_millis((1000 - ms.rem_euclid(1000)) as u64 + 20)).await;
+}
+
+/// A client whose connections come from `ip` (any of 127.0.0.0/8 reaches the server).
+fn client_from(ip: &str) -> reqwest::Client {
+    crate::helpers::client_builder().local_address(ip.parse().ok()).build().unwrap()
+}
+
+#[tokio::test]
+async fn an_address_rejected_too_often_gets_429_for_the_rest_of_the_second_and_others_do_not() {
+    let options = Options::default().with("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "3");
+    let app = TestApp::spawn_with(options).await;
+    let (forger, meta) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
+
+    next_second().await;
+    for _ in 0..3 {
+        assert_eq!(forged(&app, &forger).await.status(), 401);
+    }
+    let capped = forged(&app, &forger).await;
+    assert_eq!(capped.status(), 429);
+    assert_eq!(capped.headers()["retry-after"], "1");
+    // Even a valid delivery from that address must wait; one from another address need not.
+    assert_eq!(app.post_signed_from(&forger, messenger_text(1)).await.status(), 429);
+    assert_eq!(app.post_signed_from(&meta, messenger_text(2)).await.status(), 200);
+    assert_eq!(app.metric(&limit("per_address")).await, 2.0);
+
+    // The next second starts afresh; wrong admin tokens count as rejections too.
+    next_second().await;
+    for _ in 0..3 {
+        let guess = forger.get(app.url("/api/events")).bearer_auth("guess").send().await.unwrap();
+        assert_eq!(guess.status(), 401);
+    }
+    let admin = forger.get(app.url("/api/events")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(admin.status(), 429);
+    let requests = r#"metahook_http_requests_total{route="/meta/webhook",method="POST",status="#;
+    assert_eq!(app.metric(&format!(r#"{requests}"429"}}"#)).await, 2.0);
+    assert_eq!(app.metric(&limit("per_address")).await, 3.0);
+    assert_eq!(app.stored().await.len(), 1);
+}
+
+/// A POST with a well-formed signature that matches nothing.
+async fn forged(app: &TestApp, client: &reqwest::Client) -> reqwest::Response {
+    let signature = format!("sha256={}", "0".repeat(64));
+    app.post_from(client, messenger_text(9), &[("x-hub-signature-256", &signature)]).await
 }
