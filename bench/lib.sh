@@ -1,6 +1,6 @@
-# bench/lib.sh: helpers shared by bench/run.sh, bench/pipeline.sh and bench/postgres.sh.
-# Sourced, never run. It defines functions and a few variables, and changes no shell options:
-# each script sets its own (set -Eeuo pipefail) before sourcing it.
+# bench/lib.sh: helpers shared by bench/run.sh, bench/pipeline.sh, bench/postgres.sh and
+# bench/flood.sh. Sourced, never run. It defines functions and a few variables, and changes no
+# shell options: each script sets its own (set -Eeuo pipefail) before sourcing it.
 #
 # What lives here: the request (a signed 1 KiB Messenger body, the wrk script that posts it, one
 # POST of it with curl and the probe that checks a server verifies it), parsing wrk's and oha's
