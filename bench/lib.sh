@@ -1,16 +1,18 @@
-# bench/lib.sh: helpers shared by bench/run.sh, bench/pipeline.sh and bench/postgres.sh.
-# Sourced, never run. It defines functions and a few variables, and changes no shell options:
-# each script sets its own (set -Eeuo pipefail) before sourcing it.
+# bench/lib.sh: helpers shared by bench/run.sh, bench/pipeline.sh, bench/postgres.sh and
+# bench/flood.sh. Sourced, never run. It defines functions and a few variables, and changes no
+# shell options: each script sets its own (set -Eeuo pipefail) before sourcing it.
 #
-# What lives here: the request (a signed 1 KiB Messenger body and the wrk script that posts
-# it), parsing wrk's and oha's outputs, starting and stopping `metahook serve` with its log kept
-# in the results directory, reading its status, timing how long its pipeline takes to empty the
-# backlog, and describing the machine. Figures go into "$WORK/results" as "key=value" lines
-# (record), which each script's report turns into its table.
+# What lives here: the request (a signed 1 KiB Messenger body, the wrk script that posts it, one
+# POST of it with curl and the probe that checks a server verifies it), parsing wrk's and oha's
+# outputs, starting and stopping `metahook serve` with its log kept in the results directory,
+# reading its status, timing how long its pipeline takes to empty the backlog, and describing
+# the machine. Figures go into "$WORK/results" as "key=value" lines (record), which each
+# script's report turns into its table.
 #
 # Variables the scripts set before calling these: WORK (a temporary directory), RESULTS (where
-# raw outputs and logs are kept), SECRET, VERIFY_TOKEN, METAHOOK_BIN, and for the drains
-# DRAIN_SECS (longest wait) and STALL_SECS (give up sooner when the backlog stops shrinking).
+# raw outputs and logs are kept), SECRET, SIGNATURE (for probe), VERIFY_TOKEN, METAHOOK_BIN, and
+# for the drains DRAIN_SECS (longest wait) and STALL_SECS (give up sooner when the backlog stops
+# shrinking).
 
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # OHA_FLAGS, OHA_WAITS and SERVER_PID are read by the scripts
@@ -140,6 +142,25 @@ end
 EOF
 }
 
+# One POST of the body to the server on port $1 with signature $2; prints the status code.
+post() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+        -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$2" \
+        --data-binary "@$WORK/body.json" "http://127.0.0.1:$1/meta/webhook" || true
+}
+
+# Before measuring: the signed body ($WORK/body.json, signature $SIGNATURE) must be accepted by
+# the metahook on port $1 and a wrongly signed one refused, or the figures would be of a server
+# that skips the work. Counts as one delivery for the store check.
+probe() {
+    local code
+    # shellcheck disable=SC2153  # SIGNATURE is set by the sourcing script
+    code=$(post "$1" "$SIGNATURE")
+    [[ $code == 200 ]] || die "metahook on port $1 answered $code to the signed body"
+    code=$(post "$1" "$(tr 0-9a-f 1-9a-f0 <<<"$SIGNATURE")")
+    [[ $code == 401 ]] || die "metahook on port $1 answered $code, not 401, to a wrong signature"
+}
+
 # --- reading the load generators ------------------------------------------------------------
 
 # Results go into $WORK/results as "key=value" lines, read by each script's report.
@@ -190,6 +211,28 @@ running() {
     local state
     state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true)
     [[ -n $state && $state != Z ]]
+}
+
+# Builds the release metahook, unless BUILD is 0, and checks that METAHOOK_BIN is there.
+build_metahook() {
+    if [[ $BUILD -eq 0 ]]; then
+        log "BENCH_BUILD=0: using $METAHOOK_BIN as it is"
+    else
+        cargo build --release -p metahook
+    fi
+    [[ -x $METAHOOK_BIN ]] || die "no $METAHOOK_BIN"
+}
+
+# For the EXIT trap of the scripts that run only metahook: stops every server still running and
+# removes WORK, unless KEEP is 1.
+# shellcheck disable=SC2317  # runs from the EXIT trap
+cleanup_metahooks() {
+    stop_all_metahooks
+    if [[ -n $WORK && $KEEP -eq 1 ]]; then
+        log "kept $WORK"
+    elif [[ -n $WORK ]]; then
+        rm -rf "$WORK"
+    fi
 }
 
 # Fails when something already answers on 127.0.0.1:$1.

@@ -32,7 +32,6 @@
 # Usage: bash bench/pipeline.sh [--help]. Paths are from the repo root. Runs for about 2 minutes.
 # Exit status: 0 every target met, 1 a target missed or the store check failed, 2 setup failed.
 
-# shellcheck disable=SC2317  # cleanup runs from the EXIT trap
 set -Eeuo pipefail
 trap 'log "failed: line $LINENO: $BASH_COMMAND"; exit 2' ERR
 # shellcheck source=bench/lib.sh
@@ -76,24 +75,6 @@ Environment (default):
   BENCH_COMMIT: the commit METAHOOK_BIN was built from, for machine.txt
   BENCH_KEEP=1: keep the temporary databases   BENCH_RESULTS_DIR: where raw outputs go
 EOF
-}
-
-build() {
-    if [[ $BUILD -eq 0 ]]; then
-        log "BENCH_BUILD=0: using $METAHOOK_BIN as it is"
-    else
-        cargo build --release -p metahook
-    fi
-    [[ -x $METAHOOK_BIN ]] || die "no $METAHOOK_BIN"
-}
-
-cleanup() {
-    stop_all_metahooks
-    if [[ -n $WORK && $KEEP -eq 1 ]]; then
-        log "kept $WORK"
-    elif [[ -n $WORK ]]; then
-        rm -rf "$WORK"
-    fi
 }
 
 sqlite_url() { echo "sqlite://$WORK/$1.db"; }
@@ -284,10 +265,10 @@ main() {
     cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
     require_tools wrk python3 curl jq
-    build
+    build_metahook
 
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/metahook-pipeline.XXXXXX")
-    trap cleanup EXIT
+    trap cleanup_metahooks EXIT
     trap 'exit 130' INT TERM
     mkdir -p "$RESULTS"
     : >"$WORK/results"

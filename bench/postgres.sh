@@ -140,23 +140,6 @@ stop_bare() {
     BARE_PID=""
 }
 
-# One POST of the body to the server on port $1 with signature $2; prints the status code.
-post() {
-    curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
-        -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$2" \
-        --data-binary "@$WORK/body.json" "http://127.0.0.1:$1/meta/webhook" || true
-}
-
-# The signed body must be accepted and a wrongly signed one refused, or the comparison would be
-# with a server that skips the work. Counts as one delivery for the store check.
-probe() {
-    local code
-    code=$(post "$1" "$SIGNATURE")
-    [[ $code == 200 ]] || die "metahook on port $1 answered $code to the signed body"
-    code=$(post "$1" "$(tr 0-9a-f 1-9a-f0 <<<"$SIGNATURE")")
-    [[ $code == 401 ]] || die "metahook on port $1 answered $code, not 401, to a wrong signature"
-}
-
 # start_instance NAME PORT [VAR=VALUE...]: a metahook instance, probed, on a fresh database of
 # the kind NAME starts with (sqlite or postgres).
 start_instance() {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseUrl};
-use crate::http::{self, AppState, Parts};
+use crate::http::{self, AppState, ConnectionLimits, Parts};
 use crate::inbox::{Inbox, InboxLimits, Spool};
 use crate::metrics::Metrics;
 use crate::pipeline::{Limits, Pipeline};
@@ -163,9 +163,11 @@ pub async fn run(
         body_timeout: Duration::from_millis(config.body_timeout_ms),
         retry_after_secs: config.retry_after_secs,
         admin_token: config.admin_token.clone(),
+        max_concurrent_requests: config.max_concurrent_requests,
+        reject_limit_per_address: config.reject_limit_per_address,
         inbox: inbox.clone(),
         store: store.clone(),
-        metrics,
+        metrics: metrics.clone(),
         pipeline_wake,
     });
     let maintenance = tokio::spawn(maintain(store.clone()));
@@ -178,13 +180,17 @@ pub async fn run(
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        max_connections: config.max_connections,
+    };
+    let server = http::serve(listener, http::router(state), limits, metrics, signal);
     let drained = async {
         let _ = stopping_rx.await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        () = server => {}
         () = drained => tracing::warn!("in-flight requests did not finish in time; closing anyway"),
     }
 

@@ -25,6 +25,16 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest time a request body may take to arrive, in milliseconds (then 408).
     pub body_timeout_ms: u64,
+    /// Longest time a connection may take to send a whole request head, in milliseconds; also
+    /// how long a kept-alive connection may stay idle. Then the connection is closed.
+    pub header_timeout_ms: u64,
+    /// Most connections open at once; past it, an idle one makes room or the new one is closed.
+    pub max_connections: usize,
+    /// Most requests handled at once; past it, 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Rejections (400, 401, 403, 408, 413) one client address may get in one second before its
+    /// further requests get 429 for the rest of that second; 0 turns the cap off.
+    pub reject_limit_per_address: u32,
     /// Most deliveries written in one commit.
     pub inbox_batch_max: usize,
     /// Most deliveries waiting for a commit before new requests wait for room.
@@ -96,6 +106,10 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("admin_token", "METAHOOK_ADMIN_TOKEN", None),
     ("body_limit", "METAHOOK_BODY_LIMIT", Some("4MiB")),
     ("body_timeout_ms", "METAHOOK_BODY_TIMEOUT_MS", Some("10000")),
+    ("header_timeout_ms", "METAHOOK_HEADER_TIMEOUT_MS", Some("10000")),
+    ("max_connections", "METAHOOK_MAX_CONNECTIONS", Some("2048")),
+    ("max_concurrent_requests", "METAHOOK_MAX_CONCURRENT_REQUESTS", Some("1024")),
+    ("reject_limit_per_address", "METAHOOK_REJECT_LIMIT_PER_ADDRESS", Some("50")),
     ("inbox_batch_max", "METAHOOK_INBOX_BATCH_MAX", Some("512")),
     ("inbox_queue", "METAHOOK_INBOX_QUEUE", Some("8192")),
     ("inbox_commit_timeout_ms", "METAHOOK_INBOX_COMMIT_TIMEOUT_MS", Some("3000")),
@@ -161,6 +175,15 @@ impl Config {
         let body_limit = parse(take("body_limit").expect("has a default"), parse_size)?;
         let body_timeout_ms =
             parse(take("body_timeout_ms").expect("has a default"), positive)? as u64;
+        let header_timeout_ms =
+            parse(take("header_timeout_ms").expect("has a default"), positive)? as u64;
+        let max_connections = parse(take("max_connections").expect("has a default"), positive)?;
+        let max_concurrent_requests =
+            parse(take("max_concurrent_requests").expect("has a default"), positive)?;
+        let reject_limit_per_address =
+            parse(take("reject_limit_per_address").expect("has a default"), |v| {
+                v.parse::<u32>().map_err(|e| format!("{e}: expected a whole number, 0 for no cap"))
+            })?;
         let inbox_batch_max = parse(take("inbox_batch_max").expect("has a default"), positive)?;
         let inbox_queue = parse(take("inbox_queue").expect("has a default"), positive)?;
         let inbox_commit_timeout_ms =
@@ -205,6 +228,10 @@ impl Config {
             admin_token,
             body_limit,
             body_timeout_ms,
+            header_timeout_ms,
+            max_connections,
+            max_concurrent_requests,
+            reject_limit_per_address,
             inbox_batch_max,
             inbox_queue,
             inbox_commit_timeout_ms,
@@ -361,6 +388,23 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_defaults_and_only_the_per_address_cap_can_be_turned_off() {
+        let c = Config::from_layers(None, &env(&[])).unwrap();
+        assert_eq!((c.header_timeout_ms, c.max_connections), (10_000, 2048));
+        assert_eq!((c.max_concurrent_requests, c.reject_limit_per_address), (1024, 50));
+        let off = env(&[("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "0")]);
+        assert_eq!(Config::from_layers(None, &off).unwrap().reject_limit_per_address, 0);
+        for var in [
+            "METAHOOK_HEADER_TIMEOUT_MS",
+            "METAHOOK_MAX_CONNECTIONS",
+            "METAHOOK_MAX_CONCURRENT_REQUESTS",
+        ] {
+            let err = Config::from_layers(None, &env(&[(var, "0")])).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metahook.toml");
@@ -393,6 +437,10 @@ mod tests {
             ("METAHOOK_DATABASE_URL", "database_url"),
             ("METAHOOK_BODY_LIMIT", "body_limit"),
             ("METAHOOK_INBOX_BATCH_MAX", "inbox_batch_max"),
+            ("METAHOOK_HEADER_TIMEOUT_MS", "header_timeout_ms"),
+            ("METAHOOK_MAX_CONNECTIONS", "max_connections"),
+            ("METAHOOK_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests"),
+            ("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "reject_limit_per_address"),
         ] {
             let err =
                 Config::from_layers(None, &env(&[(var, "nonsense")])).unwrap_err().to_string();

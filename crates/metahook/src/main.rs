@@ -88,8 +88,7 @@ fn main() -> ExitCode {
 async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = metahook::http::bind(config.listen)
                 .with_context(|| format!("binding {}", config.listen))?;
             app::run(config, listener, shutdown_signal()).await
         }

@@ -23,6 +23,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `concurrency`, `connections`, `per_address`, `header_timeout` or `body_timeout`.
+    pub limit: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub platform: &'static str,
     pub kind: &'static str,
@@ -50,6 +56,8 @@ pub struct Metrics {
     pub processing_duration: Histogram,
     pub pipeline_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub spooled: Counter,
+    pub limit_rejections: Family<LimitLabels, Counter>,
+    pub open_connections: Gauge,
 }
 
 impl Metrics {
@@ -148,8 +156,22 @@ impl Metrics {
             "Deliveries acknowledged from the local spool while the database was unavailable",
             spooled.clone(),
         );
+        let limit_rejections = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "limit_rejections",
+            "Requests refused and connections closed because a limit was reached, by limit",
+            limit_rejections.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "HTTP connections open now (at most max_connections)",
+            open_connections.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            limit_rejections,
+            open_connections,
             spooled,
             events,
             duplicates,

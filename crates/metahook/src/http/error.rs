@@ -29,9 +29,18 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not found")
     }
 
-    /// The store cannot take the request now; Meta should retry after `secs`.
+    /// The request cannot be taken now (the store, or a limit); retry after `secs`.
     pub fn unavailable(reason: impl Into<String>, secs: u32) -> Self {
-        Self { retry_after_secs: Some(secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, reason) }
+        Self::retry_after(StatusCode::SERVICE_UNAVAILABLE, reason, secs)
+    }
+
+    /// The client sent too much of what gets refused; it may try again after `secs`.
+    pub fn too_many_requests(reason: impl Into<String>, secs: u32) -> Self {
+        Self::retry_after(StatusCode::TOO_MANY_REQUESTS, reason, secs)
+    }
+
+    fn retry_after(status: StatusCode, reason: impl Into<String>, secs: u32) -> Self {
+        Self { retry_after_secs: Some(secs), ..Self::new(status, reason) }
     }
 }
 

@@ -1,8 +1,12 @@
-//! The HTTP surface: the webhook route Meta calls, and the routes operators read.
+//! The HTTP surface: the accept loop and its limits, the webhook route Meta calls, and the
+//! routes operators read.
 
 mod admin;
+mod connections;
 mod error;
+pub mod limits;
 mod observe;
+mod serve;
 mod webhook;
 
 use std::sync::Arc;
@@ -17,7 +21,9 @@ use meta_webhooks::{Secret, Verifier};
 use tokio::sync::Notify;
 
 pub use error::ApiError;
+pub use serve::{ConnectionLimits, bind, serve};
 
+use self::limits::RequestLimits;
 use crate::inbox::Inbox;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::store::Store;
@@ -35,6 +41,7 @@ struct Inner {
     body_timeout: std::time::Duration,
     retry_after_secs: u32,
     admin_token: Option<Secret>,
+    limits: RequestLimits,
     inbox: Inbox,
     store: Store,
     metrics: Metrics,
@@ -50,6 +57,10 @@ pub struct Parts {
     pub body_timeout: std::time::Duration,
     pub retry_after_secs: u32,
     pub admin_token: Option<Secret>,
+    /// Most requests handled at once (past it, 503).
+    pub max_concurrent_requests: usize,
+    /// Rejections per client address per second before 429; 0 for no cap.
+    pub reject_limit_per_address: u32,
     pub inbox: Inbox,
     pub store: Store,
     pub metrics: Metrics,
@@ -66,6 +77,11 @@ impl AppState {
             body_timeout: parts.body_timeout,
             retry_after_secs: parts.retry_after_secs,
             admin_token: parts.admin_token,
+            limits: RequestLimits::new(
+                parts.max_concurrent_requests,
+                parts.reject_limit_per_address,
+                parts.retry_after_secs,
+            ),
             inbox: parts.inbox,
             store: parts.store,
             metrics: parts.metrics,
@@ -75,15 +91,20 @@ impl AppState {
     }
 }
 
-/// The application's routes.
+/// The application's routes. The ones that do work for a client pass the request limits;
+/// liveness, readiness and metrics answer even while those limits bite, so that operators
+/// can watch them biting.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limited = Router::new()
         .route("/meta/webhook", get(webhook::handshake).post(webhook::receive))
         .route("/meta/webhook/status", get(observe::status))
+        .nest("/api", admin::router(state.clone()))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limits::admit));
+    Router::new()
+        .merge(limited)
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/metrics", get(observe::metrics))
-        .nest("/api", admin::router(state.clone()))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)

@@ -1,7 +1,7 @@
 //! `GET /meta/webhook` answers Meta's handshake; `POST /meta/webhook` verifies a delivery over
 //! its raw bytes, stores it durably, and only then answers 200.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use meta_webhooks::signature::{SIGNATURE_256_HEADER, SignatureError};
 use meta_webhooks::{Envelope, Handshake};
 
+use super::limits::{self, Limit};
 use super::{ApiError, AppState};
 use crate::clock;
 use crate::inbox::{InboxError, Receipt};
@@ -52,6 +53,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
             ([(header::CONTENT_TYPE, "application/json")], RECEIVED).into_response()
         }
         Err(refusal) => {
+            if refusal.reason == "timeout" {
+                limits::bitten(&app.metrics, Limit::BodyTimeout);
+            }
             app.metrics.rejected.get_or_create(&ReasonLabels { reason: refusal.reason }).inc();
             if refusal.reason != "unavailable" {
                 app.inbox.count_rejection();
@@ -164,8 +168,7 @@ async fn read_body(
 /// flood the log, while one misconfigured secret must still be visible.
 fn warn_throttled(reason: &'static str, bytes: usize) {
     static LAST_SECOND: AtomicI64 = AtomicI64::new(0);
-    let now = clock::now_ms() / 1000;
-    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+    if clock::first_this_second(&LAST_SECOND) {
         tracing::warn!(reason, bytes, "refused a POST without a valid signature");
     }
 }

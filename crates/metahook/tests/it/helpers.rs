@@ -74,7 +74,7 @@ impl TestApp {
         env.insert("METAHOOK_LISTEN".into(), "127.0.0.1:0".into());
         env.insert("METAHOOK_DATABASE_URL".into(), database_url(dir.path()).await);
         let config = Config::from_layers(None, &env).expect("test configuration is valid");
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let listener = metahook::http::bind(config.listen).unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(metahook::app::run(config, listener, async {
@@ -93,6 +93,19 @@ impl TestApp {
         self.dir
     }
 
+    /// `host:port`, for raw connections.
+    pub fn socket_address(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
+    /// The value of one line of `/metrics`, named with its labels as the text format prints
+    /// them (`metahook_limit_rejections_total{limit="concurrency"}`); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        let value = text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' '));
+        value.map_or(0.0, |v| v.parse().unwrap())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -103,9 +116,18 @@ impl TestApp {
 
     /// POSTs `body` to the webhook signed with the test secret, as Meta would.
     pub async fn post_signed(&self, body: impl Into<Vec<u8>>) -> reqwest::Response {
+        self.post_signed_from(&self.client, body).await
+    }
+
+    /// The same, through `client` (its own connections, or another source address).
+    pub async fn post_signed_from(
+        &self,
+        client: &reqwest::Client,
+        body: impl Into<Vec<u8>>,
+    ) -> reqwest::Response {
         let body = body.into();
         let signature = sign(SECRET, &body);
-        self.post_with(body, &[("x-hub-signature-256", &signature)]).await
+        self.post_from(client, body, &[("x-hub-signature-256", &signature)]).await
     }
 
     /// POSTs `body` to the webhook with exactly these headers (plus the content type).
@@ -114,8 +136,17 @@ impl TestApp {
         body: impl Into<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self
-            .client
+        self.post_from(&self.client, body, headers).await
+    }
+
+    /// The same, through `client`.
+    pub async fn post_from(
+        &self,
+        client: &reqwest::Client,
+        body: impl Into<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = client
             .post(self.url("/meta/webhook"))
             .header("content-type", "application/json")
             .body(body.into());
@@ -232,6 +263,21 @@ fn domain_connection(path: &str) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(SqliteStore::domain_path(Path::new(path))).unwrap();
     conn.execute("ATTACH DATABASE ?1 AS inbox", [path]).unwrap();
     conn
+}
+
+/// Opens a raw connection to `address` (`host:port`) and sends the head of a POST of `body`
+/// signed with the test secret, but not the body: the caller sends it, or does not.
+pub async fn send_post_head(address: &str, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /meta/webhook HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         X-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        sign(SECRET, body),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
 }
 
 pub fn sign(secret: &str, body: &[u8]) -> String {

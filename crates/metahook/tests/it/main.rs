@@ -6,6 +6,7 @@ mod disclosure;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod limits;
 mod observe;
 mod order;
 mod payloads;

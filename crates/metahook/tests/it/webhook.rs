@@ -1,6 +1,8 @@
 //! The webhook route: handshake, signature, envelope, limits, durability.
 
-use crate::helpers::{Options, SECRET, TestApp, Undisclosed, VERIFY_TOKEN, messenger_text, sign};
+use crate::helpers::{
+    Options, SECRET, TestApp, Undisclosed, VERIFY_TOKEN, messenger_text, send_post_head, sign,
+};
 
 fn handshake_path(mode: &str, token: &str, challenge: &str) -> String {
     format!("/meta/webhook?hub.mode={mode}&hub.verify_token={token}&hub.challenge={challenge}")
@@ -296,16 +298,8 @@ async fn a_body_trickled_slower_than_the_timeout_is_cut_off_with_408_and_others_
 
     let app = TestApp::spawn_with(Options::default().with("METAHOOK_BODY_TIMEOUT_MS", "500")).await;
     let body = messenger_text(1);
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let slow = send_post_head(app.socket_address(), &body).await;
     let (mut reader, mut writer) = slow.into_split();
-    let head = format!(
-        "POST /meta/webhook HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         X-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
-        sign(SECRET, &body),
-        body.len()
-    );
-    writer.write_all(head.as_bytes()).await.unwrap();
     let started = std::time::Instant::now();
     // One byte every 200 ms: the whole body would take over a minute.
     let trickle = tokio::spawn(async move {
@@ -326,4 +320,5 @@ async fn a_body_trickled_slower_than_the_timeout_is_cut_off_with_408_and_others_
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(app.stored().await.len(), 1);
+    assert_eq!(app.metric(r#"metahook_limit_rejections_total{limit="body_timeout"}"#).await, 1.0);
 }

@@ -38,6 +38,9 @@ const DOMAIN_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/domain/0
 /// and domain tables' indexes are written at random keys, and a miss costs a read.
 const DOMAIN_CACHE_KIB: i64 = -32 * 1024;
 
+/// Longest wait of an inbox commit for a lock held by another process.
+const INBOX_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Pages in the domain file's log after which the pipeline's commit checkpoints it (SQLite's
 /// default, used for the inbox file, is 1,000).
 const DOMAIN_CHECKPOINT_PAGES: i64 = 8_000;
@@ -91,6 +94,10 @@ impl SqliteStore {
             // Commits become durable through `sync_log`, never on their own.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
+        // Only another process can hold the inbox file's lock (a backup, an operator's
+        // shell). The inbox gives up on it well before its commit deadline, so that a request
+        // refused with 503 is one whose delivery was not stored.
+        writer.busy_timeout(INBOX_BUSY_TIMEOUT)?;
         // A log is reused from its start only after a checkpoint has copied all of it, which
         // the housekeeping task's checkpoints never manage while commits keep coming; a
         // growing log makes every sync slower. So each writer checkpoints after the commit
