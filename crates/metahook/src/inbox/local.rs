@@ -6,14 +6,13 @@
 //! made before it started, so while one is on the disk the writer commits the next batch, and
 //! the disk's sync time is no longer added to the time each batch holds the write lock.
 //!
-//! At most one written batch waits for the sync thread: the writer waits for room before it
-//! takes the next batch, so under load the batches grow with the sync time instead of the
+//! Few written batches wait for the sync thread (`WRITTEN_AHEAD`): the writer then waits before
+//! it takes the next batch, so under load the batches grow with the sync time instead of the
 //! commits multiplying. Neither thread is a task on the request runtime, so a busy runtime
 //! does not delay a commit, and answering a request is one wake-up of its task.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
@@ -52,15 +51,16 @@ impl LocalWriter {
     }
 
     fn run(self, mut rx: mpsc::Receiver<Message>) {
-        let (to_sync, written) = std_mpsc::sync_channel(1);
+        let handoff = Arc::new(Handoff::default());
         let syncer = Syncer {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             shared: self.shared.clone(),
+            handoff: handoff.clone(),
         };
         let sync_thread = std::thread::Builder::new()
             .name("metahook-sync".into())
-            .spawn(move || syncer.run(written))
+            .spawn(move || syncer.run())
             .expect("the sync thread starts");
         let mut open = true;
         while open && let Some(first) = rx.blocking_recv() {
@@ -79,18 +79,14 @@ impl LocalWriter {
                 next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
             }
             if let Some(written) = self.write(batch, waiters) {
-                // Blocks while a written batch already waits: the next batch grows meanwhile.
-                if to_sync.send(written).is_err() {
-                    tracing::error!("the inbox sync thread is gone");
-                    break;
-                }
+                handoff.push(written);
             }
         }
         // Closed, or every sender is gone: write the last rejections counted.
         if let Some(written) = self.write(Vec::new(), Vec::new()) {
-            let _ = to_sync.send(written);
+            handoff.push(written);
         }
-        drop(to_sync);
+        handoff.close();
         if sync_thread.join().is_err() {
             tracing::error!("the inbox sync thread panicked");
         }
@@ -128,17 +124,67 @@ impl LocalWriter {
     }
 }
 
+/// Committed batches that may wait for the sync thread before the writer waits too. The sync
+/// thread takes all of them at once, so two let the writer commit again while a sync runs
+/// without the commits multiplying when a sync stalls: the requests that arrive meanwhile
+/// wait in the queue and form one large batch.
+const WRITTEN_AHEAD: usize = 2;
+
+/// Committed batches waiting for a sync, passed from the writer thread to the sync thread.
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<Pending>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    batches: Vec<Written>,
+    closed: bool,
+}
+
+impl Handoff {
+    /// Adds a committed batch; waits while `WRITTEN_AHEAD` batches already wait.
+    fn push(&self, written: Written) {
+        let mut state = self.lock();
+        state.batches.push(written);
+        self.changed.notify_all();
+        while state.batches.len() >= WRITTEN_AHEAD {
+            state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Takes every batch committed so far, waiting for one; `None` once closed and empty.
+    fn take(&self) -> Option<Vec<Written>> {
+        let mut state = self.lock();
+        while state.batches.is_empty() && !state.closed {
+            state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let batches = std::mem::take(&mut state.batches);
+        self.changed.notify_all();
+        (!batches.is_empty()).then_some(batches)
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 struct Syncer {
     store: SqliteStore,
     metrics: Metrics,
     shared: Arc<Shared>,
+    handoff: Arc<Handoff>,
 }
 
 impl Syncer {
-    fn run(self, written: std_mpsc::Receiver<Written>) {
-        while let Ok(first) = written.recv() {
-            let mut batches = vec![first];
-            batches.extend(written.try_iter());
+    fn run(self) {
+        while let Some(batches) = self.handoff.take() {
             let result = self.store.sync_log();
             let answer = match &result {
                 Ok(()) => {
