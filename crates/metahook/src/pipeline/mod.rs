@@ -58,6 +58,25 @@ impl StepReport {
     }
 }
 
+/// A batch claimed and planned, to be recorded.
+struct Prepared {
+    batch: Batch,
+    /// When it was claimed, unix milliseconds: the time its records carry.
+    now: i64,
+}
+
+impl Prepared {
+    fn is_empty(&self) -> bool {
+        self.batch.split.is_empty() && self.batch.retries.is_empty() && self.batch.lost.is_empty()
+    }
+
+    /// The stored events it applies again or gives up on.
+    fn event_ids(&self) -> Vec<i64> {
+        let retried = self.batch.retries.iter().map(|(id, _, _)| *id);
+        retried.chain(self.batch.lost.iter().map(|(id, _)| *id)).collect()
+    }
+}
+
 /// The pipeline over one store.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -95,10 +114,21 @@ impl Pipeline {
     /// Splits, plans and applies what is due now; tests call it to drain the store
     /// deterministically.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
+        let prepared = self.prepare(None, &[]).await?;
+        self.record(prepared).await
+    }
+
+    /// Claims and plans a batch: deliveries after `after` (or after the last one split) and
+    /// events due for another attempt, except those in `busy`.
+    async fn prepare(
+        &self,
+        after: Option<DeliveryId>,
+        busy: &[i64],
+    ) -> Result<Prepared, StoreError> {
         let now = clock::now_ms();
         let mut batch = Batch::default();
         let want = self.claim.load(Ordering::Relaxed);
-        let claimed = self.store.claim_deliveries(want, self.limits.lease_ms).await?;
+        let claimed = self.store.claim_deliveries(want, after, self.limits.lease_ms).await?;
         for delivery in claimed {
             batch.split.push((delivery.id, plan_delivery(delivery.id, &delivery.body)));
         }
@@ -108,7 +138,13 @@ impl Pipeline {
             let next = (self.limits.events / per_delivery).clamp(1, self.limits.deliveries);
             self.claim.store(next, Ordering::Relaxed);
         }
-        self.plan_retries(now, &mut batch).await?;
+        self.plan_retries(now, busy, &mut batch).await?;
+        Ok(Prepared { batch, now })
+    }
+
+    /// Records a prepared batch in one commit.
+    async fn record(&self, prepared: Prepared) -> Result<StepReport, StoreError> {
+        let Prepared { batch, now } = prepared;
         if batch.split.is_empty() && batch.retries.is_empty() && batch.lost.is_empty() {
             self.observe_lag(now).await?;
             return Ok(StepReport::default());
@@ -124,15 +160,50 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// Records `prepared`; with the embedded store, the next batch is claimed and planned
+    /// meanwhile (planning on this thread, recording on a blocking one) and returned, to be
+    /// recorded next. That claim starts after the deliveries being recorded and leaves out
+    /// their events, and it is dropped if this record fails, so that nothing is skipped. A
+    /// database server's claims lease what they take, so there one step runs at a time.
+    async fn record_and_prepare(
+        &self,
+        prepared: Prepared,
+    ) -> (Result<StepReport, StoreError>, Option<Prepared>) {
+        if !self.store.is_embedded() || prepared.is_empty() {
+            return (self.record(prepared).await, None);
+        }
+        let after = prepared.batch.split.last().map(|(delivery, _)| *delivery);
+        let busy = prepared.event_ids();
+        let (recorded, next) = tokio::join!(self.record(prepared), self.prepare(after, &busy));
+        let next = match (&recorded, next) {
+            (Ok(_), Ok(next)) if !next.is_empty() => Some(next),
+            _ => None,
+        };
+        (recorded, next)
+    }
+
     /// Runs steps until `shutdown` turns true: at once while there is work, otherwise when
     /// woken or after `idle` (retries come due with time).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, idle: Duration) {
         let mut failures = 0u32;
+        let mut ahead = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let busy = match self.step().await {
+            let prepared = match ahead.take() {
+                Some(prepared) => Ok(prepared),
+                None => self.prepare(None, &[]).await,
+            };
+            let result = match prepared {
+                Ok(prepared) => {
+                    let (recorded, next) = self.record_and_prepare(prepared).await;
+                    ahead = next;
+                    recorded
+                }
+                Err(error) => Err(error),
+            };
+            let busy = match result {
                 Ok(report) => {
                     if failures > 0 {
                         tracing::info!(failures, "pipeline steps succeed again");
@@ -164,11 +235,16 @@ impl Pipeline {
         tracing::info!("pipeline stopped");
     }
 
-    async fn plan_retries(&self, now: i64, batch: &mut Batch) -> Result<(), StoreError> {
+    async fn plan_retries(
+        &self,
+        now: i64,
+        busy: &[i64],
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
         let due =
             self.store.claim_due_events(now, self.limits.retries, self.limits.lease_ms).await?;
         let mut bodies: HashMap<DeliveryId, Vec<Event>> = HashMap::new();
-        for event in due {
+        for event in due.into_iter().filter(|e| !busy.contains(&e.id)) {
             let events = match bodies.entry(event.delivery_id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {

@@ -234,16 +234,18 @@ impl Store {
 /// instance that opened the store, so that work held by an instance that died is taken over
 /// when its lease expires; SQLite, used by one process, does not need to.
 impl Store {
-    /// Deliveries not yet split, oldest first, leased for `lease_ms`.
+    /// Deliveries not yet split, oldest first, leased for `lease_ms`. SQLite, which leases
+    /// nothing, starts after `after` when given: a batch being recorded holds those before.
     pub async fn claim_deliveries(
         &self,
         limit: usize,
+        after: Option<DeliveryId>,
         lease_ms: i64,
     ) -> Result<Vec<work::UnsplitDelivery>, StoreError> {
         match self {
             Self::Sqlite(s) => {
                 let s = s.clone();
-                blocking(move || s.unsplit(limit)).await
+                blocking(move || s.unsplit(limit, after)).await
             }
             Self::Postgres(p) => p.claim_deliveries(limit, crate::clock::now_ms(), lease_ms).await,
         }

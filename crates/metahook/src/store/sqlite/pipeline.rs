@@ -13,13 +13,18 @@ use crate::store::work::{
 use crate::store::{DeliveryId, StoreError};
 
 impl SqliteStore {
-    pub(crate) fn unsplit(&self, limit: usize) -> Result<Vec<UnsplitDelivery>, StoreError> {
+    /// Deliveries not split yet, oldest first, and after `after` when given.
+    pub(crate) fn unsplit(
+        &self,
+        limit: usize,
+        after: Option<DeliveryId>,
+    ) -> Result<Vec<UnsplitDelivery>, StoreError> {
         let conn = lock(&self.claimer);
         let mut stmt = conn.prepare_cached(
             "SELECT id, received_at, body FROM deliveries
-             WHERE id > (SELECT split_through FROM progress) ORDER BY id LIMIT ?1",
+             WHERE id > max((SELECT split_through FROM progress), ?2) ORDER BY id LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
+        let rows = stmt.query_map(params![limit as i64, after.map_or(0, |d| d.0)], |r| {
             Ok(UnsplitDelivery {
                 id: DeliveryId(r.get(0)?),
                 received_at: r.get(1)?,
