@@ -1,4 +1,4 @@
-//! Every payload in the shared corpus (`shared/fixtures/meta/`, described in its `SOURCES.md`)
+//! Every payload in the fixture corpus (`fixtures/meta/`, described in its `SOURCES.md`)
 //! splits without error into the events written down here, batches into all their events.
 //!
 //! Four files are fragments rather than deliveries: 28 and 32 hold one `changes[]` element,
@@ -125,7 +125,7 @@ const CASES: &[(&str, Body, &[Kind])] = &[
 ];
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/meta")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/meta")
 }
 
 /// The delivery a fixture stands for, as bytes.
@@ -178,7 +178,7 @@ fn every_fixture_splits_into_the_kinds_written_down() {
 #[test]
 fn the_table_lists_every_fixture_in_the_corpus() {
     let mut on_disk: Vec<String> = std::fs::read_dir(fixtures())
-        .expect("the shared fixtures folder")
+        .expect("the fixtures folder")
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.ends_with(".json"))
         .collect();

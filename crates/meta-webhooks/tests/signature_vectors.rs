@@ -1,4 +1,4 @@
-//! Known-answer vectors from `shared/fixtures/meta/SOURCES.md`, over the fixture files' exact
+//! Known-answer vectors from `fixtures/meta/SOURCES.md`, over the fixture files' exact
 //! bytes, including the raw-UTF-8 re-encoding of a real body that must fail.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ const INSTAGRAM_APP_SECRET: &str = "dc074b4cd5c4679002750832c2065bc8";
 const FACEBOOK_APP_SECRET_OF_THE_SAME_APP: &str = "8dce0a9be202a564061968aa1a58dcfa";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/meta");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/meta");
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 

@@ -1,11 +1,11 @@
-//! Every payload in `shared/fixtures/meta/` goes through the real endpoint.
+//! Every payload in `fixtures/meta/` goes through the real endpoint.
 
 use std::path::PathBuf;
 
 use crate::helpers::{Options, TestApp};
 
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/meta")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/meta")
 }
 
 /// All 88 fixture files, sorted by name.

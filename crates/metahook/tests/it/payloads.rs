@@ -1,5 +1,5 @@
 //! Small builders for Meta deliveries used by the pipeline tests: one event each, in the
-//! shapes of `shared/fixtures/meta`, so that tests can combine and reorder them.
+//! shapes of `fixtures/meta`, so that tests can combine and reorder them.
 
 use serde_json::{Value, json};
 
