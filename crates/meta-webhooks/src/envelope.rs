@@ -4,8 +4,15 @@
 //! `entry`. Everything inside the entries is the decoder's business later: unknown objects,
 //! fields and kinds are stored and acknowledged, never rejected. The check reads the whole
 //! document, so malformed or absurdly nested JSON is refused here rather than at decode time.
+//!
+//! [`crate::split`] reads a stored body through the same [`Root`], so the receiver and the
+//! pipeline accept the same bodies and see the same `object`. A body naming `object` or
+//! `entry` twice is refused: one JSON reader keeps the first, another the last, and such a
+//! body has no single meaning.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
@@ -33,11 +40,25 @@ impl Envelope {
 
 impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EnvelopeVisitor)
+        let Root { object, entry } = Root::<EntryCount>::deserialize(deserializer)?;
+        Ok(Envelope { object, entries: entry.0 })
     }
 }
 
-struct EnvelopeVisitor;
+/// The two fields of a delivery, with `entry` read as `E`: a count here, the elements in
+/// [`crate::split`]. Other fields are read and dropped.
+pub(crate) struct Root<E> {
+    pub(crate) object: String,
+    pub(crate) entry: E,
+}
+
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for Root<E> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RootVisitor(PhantomData))
+    }
+}
+
+struct RootVisitor<E>(PhantomData<E>);
 
 /// Counts the elements of `entry` without keeping them.
 struct EntryCount(usize);
@@ -110,27 +131,29 @@ impl<'de> Visitor<'de> for SkipVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Envelope;
+impl<'de, E: Deserialize<'de>> Visitor<'de> for RootVisitor<E> {
+    type Value = Root<E>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object with a string `object` and an array `entry`")
+        f.write_str("a JSON object with one string `object` and one array `entry`")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        let (mut object, mut entries) = (None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Root<E>, A::Error> {
+        let (mut object, mut entry) = (None, None);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
-                "object" if object.is_none() => object = Some(map.next_value::<String>()?),
-                "entry" if entries.is_none() => entries = Some(map.next_value::<EntryCount>()?.0),
+                "object" if object.is_some() => return Err(de::Error::duplicate_field("object")),
+                "entry" if entry.is_some() => return Err(de::Error::duplicate_field("entry")),
+                "object" => object = Some(map.next_value::<String>()?),
+                "entry" => entry = Some(map.next_value::<E>()?),
                 _ => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
-        Ok(Envelope {
+        Ok(Root {
             object: object.ok_or_else(|| de::Error::missing_field("object"))?,
-            entries: entries.ok_or_else(|| de::Error::missing_field("entry"))?,
+            entry: entry.ok_or_else(|| de::Error::missing_field("entry"))?,
         })
     }
 }
@@ -174,6 +197,20 @@ mod tests {
             br#"{"object":"\ud800","entry":[]}"#,
         ] {
             assert!(Envelope::parse(body).is_err(), "accepted {:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        // Found by the split fuzz target: the first `object` was stored, the last one decoded.
+        for body in [
+            &br#"{"object":"whatsapp_business_account","object":"instagram","entry":[]}"#[..],
+            br#"{"object":"page","entry":[],"object":1}"#,
+            br#"{"object":"page","entry":[],"entry":[{}]}"#,
+            br#"{"entry":[],"object":"page","entry":{}}"#,
+        ] {
+            let error = Envelope::parse(body).unwrap_err().to_string();
+            assert!(error.contains("duplicate field"), "{error}");
         }
     }
 

@@ -1,9 +1,10 @@
 //! Splitting a stored delivery into events, each with a natural key for dedupe.
 //!
-//! [`split`] fails only when the body is not a JSON object with a string `object` and an array
-//! `entry`: that body was refused with a 400 and never stored. Everything inside is decoded
-//! item by item, and an item that cannot be understood becomes an `unknown` (messaging) or
-//! `change` (changes) event with its JSON kept, so one odd item never hides the others.
+//! [`split`] fails only when the body is not a JSON object with one string `object` and one
+//! array `entry`: the envelope check reads the same way, so that body was refused with a 400
+//! and never stored. Everything inside is decoded item by item, and an item that cannot be
+//! understood becomes an `unknown` (messaging) or `change` (changes) event with its JSON kept,
+//! so one odd item never hides the others.
 //!
 //! An event's key is the same for the same event however often Meta sends it (in a retry, or
 //! twice in one delivery) and differs between distinct events; the scheme per kind is in the
@@ -15,6 +16,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+use crate::envelope::Root;
 use crate::payload;
 
 /// One thing that happened, as decoded from a delivery.
@@ -276,20 +278,14 @@ pub enum DecodeError {
     #[error("body is not json: {0}")]
     Json(#[from] serde_json::Error),
     /// The body is JSON of another shape.
-    #[error("body is not a json object with a string `object` and an array `entry`")]
+    #[error("body is not a json object with one string `object` and one array `entry`")]
     NotEnvelope,
 }
 
 /// Splits a delivery into its events, in the order they appear.
 pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
-    let Value::Object(mut root) = serde_json::from_slice(body)? else {
-        return Err(DecodeError::NotEnvelope);
-    };
-    let (Some(Value::String(object)), Some(Value::Array(entries))) =
-        (root.remove("object"), root.remove("entry"))
-    else {
-        return Err(DecodeError::NotEnvelope);
-    };
+    let Root { object, entry: entries } = serde_json::from_slice::<Root<Vec<Value>>>(body)
+        .map_err(|e| if e.is_data() { DecodeError::NotEnvelope } else { DecodeError::Json(e) })?;
     let platform = Platform::from_object(&object);
     let mut events = Vec::new();
     for entry in entries {
@@ -318,6 +314,14 @@ mod tests {
             [&b"not json"[..], b"[]", br#"{"object":"page"}"#, br#"{"object":1,"entry":[]}"#]
         {
             assert!(split(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+        // The envelope check refuses these too; the receiver stored the first object, and the
+        // pipeline used to decode the last one.
+        for body in [
+            &br#"{"object":"whatsapp_business_account","object":"instagram","entry":[]}"#[..],
+            br#"{"object":"page","entry":[],"entry":[{}]}"#,
+        ] {
+            assert!(matches!(split(body), Err(DecodeError::NotEnvelope)));
         }
         let events = split_json(json!({"object": "page", "entry": [1, "x", null, []]}));
         assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Unknown; 4]);
