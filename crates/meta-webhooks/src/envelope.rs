@@ -4,8 +4,15 @@
 //! `entry`. Everything inside the entries is the decoder's business later: unknown objects,
 //! fields and kinds are stored and acknowledged, never rejected. The check reads the whole
 //! document, so malformed or absurdly nested JSON is refused here rather than at decode time.
+//!
+//! [`crate::split`] reads a stored body through the same [`Root`], so the receiver and the
+//! pipeline accept the same bodies and see the same `object`. A body naming `object` or
+//! `entry` twice is refused: one JSON reader keeps the first, another the last, and such a
+//! body has no single meaning.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
@@ -53,11 +60,26 @@ impl Envelope {
 
 impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EnvelopeVisitor)
+        let Root { object, entry } = Root::<EntryCount>::deserialize(deserializer)?;
+        Ok(Envelope { object, entries: entry.0 })
     }
 }
 
-struct EnvelopeVisitor;
+/// The two fields of a delivery, with `entry` read as `E`: a count here, the elements in
+/// [`crate::split`]. Other fields are read and dropped. A NUL in `object` is read as U+FFFD,
+/// as the decoder reads it, so that the name is storable as text.
+pub(crate) struct Root<E> {
+    pub(crate) object: String,
+    pub(crate) entry: E,
+}
+
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for Root<E> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RootVisitor(PhantomData))
+    }
+}
+
+struct RootVisitor<E>(PhantomData<E>);
 
 /// Counts the elements of `entry` without keeping them.
 struct EntryCount(usize);
@@ -130,32 +152,29 @@ impl<'de> Visitor<'de> for SkipVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Envelope;
+impl<'de, E: Deserialize<'de>> Visitor<'de> for RootVisitor<E> {
+    type Value = Root<E>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object with a string `object` and an array `entry`")
+        f.write_str("a JSON object with one string `object` and one array `entry`")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        let (mut object, mut entries) = (None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            // A second `object` or `entry` is refused: the decoder, reading the body into a
-            // map, would keep the last one, and a stored delivery must mean one thing.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Root<E>, A::Error> {
+        let (mut object, mut entry) = (None, None);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "object" if object.is_some() => return Err(de::Error::duplicate_field("object")),
-                "entry" if entries.is_some() => return Err(de::Error::duplicate_field("entry")),
+                "entry" if entry.is_some() => return Err(de::Error::duplicate_field("entry")),
                 "object" => object = Some(map.next_value::<String>()?),
-                "entry" => entries = Some(map.next_value::<EntryCount>()?.0),
+                "entry" => entry = Some(map.next_value::<E>()?),
                 _ => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
         let mut object: String = object.ok_or_else(|| de::Error::missing_field("object"))?;
-        // Read as the decoder reads it, and storable as text.
         crate::event::replace_nul(&mut object);
-        Ok(Envelope { object, entries: entries.ok_or_else(|| de::Error::missing_field("entry"))? })
+        Ok(Root { object, entry: entry.ok_or_else(|| de::Error::missing_field("entry"))? })
     }
 }
 

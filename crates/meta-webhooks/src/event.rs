@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+use crate::envelope::Root;
 use crate::payload;
 
 /// One thing that happened, as decoded from a delivery.
@@ -286,16 +287,11 @@ pub enum DecodeError {
 /// A NUL character (`\u0000`, valid JSON) is read as U+FFFD wherever it appears: no text
 /// column of PostgreSQL can hold it, and the stored body keeps the bytes as sent.
 pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
-    let mut root: Value = serde_json::from_slice(body)?;
-    replace_nul_within(&mut root);
-    let Value::Object(mut root) = root else {
-        return Err(DecodeError::NotEnvelope);
-    };
-    let (Some(Value::String(object)), Some(Value::Array(entries))) =
-        (root.remove("object"), root.remove("entry"))
-    else {
-        return Err(DecodeError::NotEnvelope);
-    };
+    // Read through the receiver's own envelope check, so that what it stored always splits
+    // and both read the same `object`.
+    let Root { object, entry: mut entries } = serde_json::from_slice::<Root<Vec<Value>>>(body)
+        .map_err(|e| if e.is_data() { DecodeError::NotEnvelope } else { DecodeError::Json(e) })?;
+    entries.iter_mut().for_each(replace_nul_within);
     let platform = Platform::from_object(&object);
     let mut events = Vec::new();
     for entry in entries {
@@ -409,6 +405,35 @@ mod tests {
         assert_eq!(a[0].key, a[1].key);
         assert_ne!(a[0].key, a[2].key);
         assert!(a[0].key.starts_with("unknown:") && a[0].key.len() == "unknown:".len() + 16);
+    }
+
+    #[test]
+    fn a_hashed_key_does_not_depend_on_how_a_number_is_spelled() {
+        // Found by the split fuzz target: serde_json's default float parser is not correctly
+        // rounded, so the shortest spelling of a large number read back as another number.
+        let body = |n: &str| {
+            let item = format!(r#"{{"sender":{{"id":"u"}},"game_play":{{"score":{n}}}}}"#);
+            format!(r#"{{"object":"page","entry":[{{"id":"P","messaging":[{item}]}}]}}"#)
+        };
+        let digits = format!("1458888888888889{}", "0".repeat(96));
+        let keys = [digits.as_str(), "1.458888888888889e111", "1.458888888888889e+111"]
+            .map(|n| split(body(n).as_bytes()).expect("an envelope")[0].key.clone());
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(keys[1], keys[2]);
+    }
+
+    #[test]
+    fn a_body_the_envelope_check_refuses_does_not_split() {
+        // Found by the split fuzz target: the receiver stored the first `object`, a map-based
+        // reader decoded the last one.
+        for body in [
+            &br#"{"object":"whatsapp_business_account","object":"instagram","entry":[]}"#[..],
+            br#"{"object":"page","entry":[],"entry":[{}]}"#,
+            br#"{"object":"page","entry":{}}"#,
+        ] {
+            assert!(crate::Envelope::parse(body).is_err());
+            assert!(split(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

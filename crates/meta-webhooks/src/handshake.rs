@@ -100,7 +100,9 @@ fn decode(input: &str) -> Option<Cow<'_, str>> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
+                // Checked digit by digit: `from_str_radix` alone takes `%+1` for byte 1.
+                let hex =
+                    bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
@@ -173,6 +175,15 @@ mod tests {
             Handshake::from_query("hub.mode=subscribe&hub.challenge=1&hub.verify_token=%4"),
             Err(HandshakeError::Malformed(TOKEN))
         ));
+    }
+
+    #[test]
+    fn a_sign_after_percent_is_not_an_escape() {
+        // Found by the handshake fuzz target: `%+2` was read as the byte 2.
+        for value in ["%+2", "%+F", "%-1", "%+", "%2+"] {
+            let q = format!("hub.mode=subscribe&hub.challenge={value}&hub.verify_token=t");
+            assert_eq!(Handshake::from_query(&q), Err(HandshakeError::Malformed(CHALLENGE)));
+        }
     }
 
     #[test]
