@@ -32,8 +32,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(verifier.verify(None, body), Err(SignatureError::Missing));
 
     for (i, header) in signed.iter().enumerate() {
-        // Equal secrets: the first one is reported.
-        let first = SecretIndex(secrets.iter().position(|s| *s == secrets[i]).unwrap_or(i));
+        // Secrets that sign alike are reported as the first of them. Not only equal ones:
+        // HMAC pads a short key with zeros, so `sesame` and `sesame\0` are the same key.
+        let first = SecretIndex(signed.iter().position(|s| *s == signed[i]).unwrap_or(i));
         assert_eq!(verifier.verify(Some(header.as_bytes()), body), Ok(first));
         let upper = header.to_ascii_uppercase();
         assert_eq!(verifier.verify(Some(upper.as_bytes()), body), Ok(first));
