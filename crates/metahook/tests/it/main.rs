@@ -15,4 +15,5 @@ mod process;
 mod raw;
 mod secrets;
 mod simulate;
+mod soak;
 mod webhook;

@@ -67,13 +67,15 @@ impl Process {
 
     /// Runs `metahook serve` on a free port and waits until it answers.
     async fn spawn(mut command: Command, env: &[(&str, String)]) -> Self {
-        let port = free_port();
-        command.env("METAHOOK_LISTEN", format!("127.0.0.1:{port}"));
+        // A free port unless the caller chose one (to restart on the same address).
+        let listen = env.iter().find(|(name, _)| *name == "METAHOOK_LISTEN");
+        let listen = listen.map_or_else(|| format!("127.0.0.1:{}", free_port()), |l| l.1.clone());
+        command.env("METAHOOK_LISTEN", &listen);
         for (name, value) in env {
             command.env(name, value);
         }
         let child = command.arg("serve").spawn().unwrap();
-        let process = Self { child, address: format!("http://127.0.0.1:{port}") };
+        let process = Self { child, address: format!("http://{listen}") };
         let client = crate::helpers::client();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
