@@ -15,7 +15,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, MapAccess, Visitor};
 use serde_json::error::Category;
 
 /// What the receiver keeps from the envelope: the object type and the number of entries.
@@ -147,7 +147,10 @@ impl<'de> Visitor<'de> for SkipVisitor {
         Ok(Skip)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            refuse_reserved(&key)?;
+            map.next_value::<Skip>()?;
+        }
         Ok(Skip)
     }
 }
@@ -168,6 +171,7 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for RootVisitor<E> {
                 "object" => object = Some(map.next_value::<String>()?),
                 "entry" => entry = Some(map.next_value::<E>()?),
                 _ => {
+                    refuse_reserved(&key)?;
                     map.next_value::<Skip>()?;
                 }
             }
@@ -176,6 +180,19 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for RootVisitor<E> {
         crate::event::replace_nul(&mut object);
         Ok(Root { object, entry: entry.ok_or_else(|| de::Error::missing_field("entry"))? })
     }
+}
+
+/// The key serde_json gives a meaning of its own when its `raw_value` feature is on (axum turns
+/// it on in the service): an object holding it is read as an embedded raw value, so a body
+/// with it as an ordinary key passes a key-by-key check and then fails to decode. Meta sends
+/// no such key; a body with it anywhere is refused here rather than stored and lost later.
+pub(crate) const RESERVED_KEY: &str = "$serde_json::private::RawValue";
+
+fn refuse_reserved<E: de::Error>(key: &str) -> Result<(), E> {
+    if key == RESERVED_KEY {
+        return Err(E::custom("a key reserved by the JSON reader"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,6 +257,20 @@ mod tests {
             let message = Envelope::parse(body).unwrap_err().to_string();
             assert!(message.contains("at line 1 column"), "{message}");
             assert!(!message.contains("sesame"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_json_readers_reserved_key_is_refused_anywhere() {
+        // Found by the split fuzz target: with serde_json's raw_value feature on, this key
+        // made a stored body fail to decode.
+        for body in [
+            &br#"{"object":"page","entry":[{"x":{"$serde_json::private::RawValue":"1","y":2}}]}"#[..],
+            br#"{"object":"page","entry":[],"$serde_json::private::RawValue":"1"}"#,
+            br#"{"object":"page","entry":[{"$serde_json::private::RawValue":"1"}]}"#,
+        ] {
+            assert!(Envelope::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(crate::split(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
     }
 

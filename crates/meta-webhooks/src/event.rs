@@ -291,7 +291,9 @@ pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
     // and both read the same `object`.
     let Root { object, entry: mut entries } = serde_json::from_slice::<Root<Vec<Value>>>(body)
         .map_err(|e| if e.is_data() { DecodeError::NotEnvelope } else { DecodeError::Json(e) })?;
-    entries.iter_mut().for_each(replace_nul_within);
+    if !entries.iter_mut().all(clean) {
+        return Err(DecodeError::NotEnvelope);
+    }
     let platform = Platform::from_object(&object);
     let mut events = Vec::new();
     for entry in entries {
@@ -308,13 +310,19 @@ pub(crate) fn replace_nul(text: &mut String) {
 }
 
 /// [`replace_nul`] in every string of `value` (object keys stay as they are: they reach the
-/// store only inside JSON, escaped).
-fn replace_nul_within(value: &mut Value) {
+/// store only inside JSON, escaped). False if a key is one the envelope check refuses, which
+/// a body read with serde_json's `raw_value` feature off can still hold here.
+fn clean(value: &mut Value) -> bool {
     match value {
-        Value::String(text) => replace_nul(text),
-        Value::Array(items) => items.iter_mut().for_each(replace_nul_within),
-        Value::Object(fields) => fields.values_mut().for_each(replace_nul_within),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::String(text) => {
+            replace_nul(text);
+            true
+        }
+        Value::Array(items) => items.iter_mut().all(clean),
+        Value::Object(fields) => {
+            !fields.contains_key(crate::envelope::RESERVED_KEY) && fields.values_mut().all(clean)
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
     }
 }
 

@@ -116,6 +116,21 @@ async fn object_or_entry_given_twice_is_refused_rather_than_read_two_ways() {
 }
 
 #[tokio::test]
+async fn the_json_readers_reserved_key_is_refused_rather_than_stored_and_lost() {
+    // With serde_json's raw_value feature on, as it is in the service, an object holding this
+    // key does not decode: acknowledged, such a body would never become events.
+    let target = Target::start().await;
+    for body in [
+        r#"{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"$serde_json::private::RawValue":"1","x":2}]}]}"#,
+        r#"{"object":"page","entry":[],"$serde_json::private::RawValue":"{}"}"#,
+    ] {
+        let reply = target.post_signed(body.as_bytes()).await;
+        target.refused(body, &[reply], 400, body.as_bytes(), "").await;
+    }
+    target.assert_serving().await;
+}
+
+#[tokio::test]
 async fn signed_bodies_that_are_not_unicode_text_are_not_deliveries() {
     // A lone UTF-16 surrogate escape is valid JSON grammar but names no character: like
     // invalid UTF-8, it is text no decoder can read, so the signed body is refused with 400
