@@ -13,6 +13,8 @@
 //!   [`content::a_signed_body_of_another_shape_is_refused_without_quoting_it`];
 //! - `object` or `entry` twice:
 //!   [`content::object_or_entry_given_twice_is_refused_rather_than_read_two_ways`];
+//! - the key serde_json reserves for raw values:
+//!   [`content::the_json_readers_reserved_key_is_refused_rather_than_stored_and_lost`];
 //! - invalid UTF-8 and lone surrogate escapes:
 //!   [`content::signed_bodies_that_are_not_unicode_text_are_not_deliveries`];
 //! - deep nesting: [`content::nesting_is_refused_exactly_where_the_decoder_could_not_read_it`];
