@@ -9,12 +9,17 @@
 # time on a fresh server and database:
 #   1. alone;
 #   2. during a flood: wrk -t1 -cFLOOD_CONNECTIONS posts the same body with a wrong signature as
-#      fast as it can, from WARMUP_SECS before oha starts until after it ends.
-# Both runs set reject_limit_per_address = 0. The two generators both connect from 127.0.0.1 and
-# neither can choose another source address, so with the cap on, the flood would get the valid
-# deliveries answered 429 as well. With it off, every flood request costs the server what a
-# flood spread over many addresses would: its body is read whole and its signature checked
-# before the 401. (The cap itself is tested in crates/metahook/tests/it/limits.rs.)
+#      fast as it can, from WARMUP_SECS before oha starts until after it ends;
+#   3. during the same flood sent from another address (FLOOD_ADDRESS), with the defaults.
+# Runs 1 and 2 set reject_limit_per_address = 0: both generators connect from 127.0.0.1, so with
+# the cap on, the flood would get the valid deliveries answered 429 as well. With it off, every
+# flood request costs the server what a flood spread over many addresses would: its body is read
+# whole and its signature checked before the 401. Run 3 is the flood from one other address as
+# the default cap (50 rejections a second) meets it: past the cap, 429 without reading the body.
+# For it the script adds FLOOD_ADDRESS to the loopback interface (root only; the run is skipped
+# otherwise, and the address removed at the end) and the server listens on 0.0.0.0:PORT, since a
+# connection to an address of its own leaves from that address. (The cap itself is tested in
+# crates/metahook/tests/it/limits.rs.)
 #
 # How to read the output. One table: p50, p99 and p99.9 of the valid deliveries alone and during
 # the flood, and flood/alone; the rate oha achieved (well under RATE means the rate was not held
@@ -39,6 +44,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-16}
 LATENCY_SECS=${BENCH_LATENCY_SECS:-15}
 FLOOD_CONNECTIONS=${BENCH_FLOOD_CONNECTIONS:-64}
 WARMUP_SECS=${BENCH_WARMUP_SECS:-3}
+FLOOD_ADDRESS=${BENCH_FLOOD_ADDRESS:-10.200.0.1}
 PORT=${BENCH_METAHOOK_PORT:-3930}
 BUILD=${BENCH_BUILD:-1}
 KEEP=${BENCH_KEEP:-0}
@@ -51,6 +57,7 @@ VERIFY_TOKEN=metahook-bench-verify-token
 
 WORK=""
 SIGNATURE=""
+ADDED_ADDRESS=""
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -59,6 +66,7 @@ Environment (default):
   BENCH_RATE ($RATE): valid deliveries per second   BENCH_CONNECTIONS ($CONNECTIONS): oha's
   BENCH_LATENCY_SECS ($LATENCY_SECS): how long oha runs
   BENCH_FLOOD_CONNECTIONS ($FLOOD_CONNECTIONS): wrk's   BENCH_WARMUP_SECS ($WARMUP_SECS): flood before oha
+  BENCH_FLOOD_ADDRESS ($FLOOD_ADDRESS): where run 3's flood comes from; BENCH_FLOOD_ADDRESS= skips it
   BENCH_METAHOOK_PORT ($PORT)
   BENCH_BUILD=0: use the binary as it is   METAHOOK_BIN: another binary
   BENCH_COMMIT: the commit that binary was built from, for machine.txt
@@ -79,11 +87,12 @@ run_oha() {
     parse_oha "$out" | while read -r field value; do record "$name" "oha_$field" "$value"; done
 }
 
-# run_flood NAME SECS: wrongly signed POSTs as fast as wrk goes; records NAME.flood_*.
+# run_flood NAME SECS HOST: wrongly signed POSTs to HOST as fast as wrk goes; records
+# NAME.flood_*.
 run_flood() {
-    local name=$1 secs=$2 out="$RESULTS/$1-wrk.txt"
+    local name=$1 secs=$2 host=$3 out="$RESULTS/$1-wrk.txt"
     wrk -t1 -c"$FLOOD_CONNECTIONS" -d"${secs}s" --timeout 10s --latency \
-        -s "$WORK/forged.lua" "http://127.0.0.1:$PORT/meta/webhook" >"$out"
+        -s "$WORK/forged.lua" "http://$host:$PORT/meta/webhook" >"$out"
     parse_wrk "$out" | while read -r field value; do record "$name" "flood_$field" "$value"; done
 }
 
@@ -101,14 +110,19 @@ record_server() {
     record "$name" peak_rss_kib "$(awk '/^VmHWM:/ { print $2 }' "/proc/${SERVER_PID[$name]}/status")"
 }
 
-# measure NAME [flood]: a fresh server and database, oha at RATE, with the flood if asked.
+# measure NAME [FLOOD_HOST]: a fresh server and database, oha at RATE, with a flood sent to
+# FLOOD_HOST if given. A flood to 127.0.0.1 runs with the rejection cap off, one to another
+# address with the defaults.
 measure() {
-    local name=$1 flood=${2-} flooding=""
-    start_metahook "$name" "$PORT" "sqlite://$WORK/$name.db" METAHOOK_REJECT_LIMIT_PER_ADDRESS=0
+    local name=$1 flood=${2-} flooding="" settings=(METAHOOK_REJECT_LIMIT_PER_ADDRESS=0)
+    if [[ -n $flood && $flood != 127.0.0.1 ]]; then
+        settings=(METAHOOK_LISTEN="0.0.0.0:$PORT")
+    fi
+    start_metahook "$name" "$PORT" "sqlite://$WORK/$name.db" "${settings[@]}"
     probe "$PORT"
     if [[ -n $flood ]]; then
-        log "$name: flood of wrong signatures, wrk -t1 -c$FLOOD_CONNECTIONS, from ${WARMUP_SECS} s before"
-        run_flood "$name" $((LATENCY_SECS + 2 * WARMUP_SECS)) &
+        log "$name: flood of wrong signatures to $flood, wrk -t1 -c$FLOOD_CONNECTIONS, from ${WARMUP_SECS} s before"
+        run_flood "$name" $((LATENCY_SECS + 2 * WARMUP_SECS)) "$flood" &
         flooding=$!
         sleep "$WARMUP_SECS"
     fi
@@ -130,7 +144,8 @@ describe_run() {
         echo "oha: $(oha --version)"
         echo "body: 1024 bytes; valid: oha -c$CONNECTIONS -q $RATE for ${LATENCY_SECS} s," \
             "latency corrected; flood: wrk -t1 -c$FLOOD_CONNECTIONS, wrong signature," \
-            "from ${WARMUP_SECS} s before; reject_limit_per_address = 0"
+            "from ${WARMUP_SECS} s before; reject_limit_per_address = 0 in runs 1 and 2;" \
+            "run 3: the flood from ${FLOOD_ADDRESS:-nowhere (skipped)}, defaults"
     } >"$RESULTS/machine.txt"
 }
 
@@ -152,26 +167,33 @@ def fmt(value):
 def row(label, unit, values):
     print(f"{label:<36}{unit:>7}" + "".join(fmt(v) for v in values))
 
+runs = ["alone", "flood"] + (["capped"] if "capped.oha_p99" in results else [])
+each = lambda key: [get(f"{name}.{key}") for name in runs]
+
+# Columns: each run, then each flooded run over the run alone.
+def row_with_ratios(label, unit, key):
+    values = each(key)
+    row(label, unit, values + [v / values[0] for v in values[1:]])
+
 print()
-print(f"{'':<36}{'unit':>7}{'alone':>12}{'flood':>12}{'flood/alone':>12}")
+print("capped: the flood from another address, rejection cap at its default" if "capped" in runs
+      else "capped: skipped (BENCH_FLOOD_ADDRESS empty, or not root)")
+header = runs + [f"{name}/alone" for name in runs[1:]]
+print(f"{'':<36}{'unit':>7}" + "".join(f"{h:>12}" for h in header))
 for name, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-    alone, flood = get(f"alone.oha_{name}"), get(f"flood.oha_{name}")
-    row(f"valid deliveries {label} at {rate:,.0f}/s", "ms", [alone, flood, flood / alone])
-row("  rate achieved", "req/s", [get("alone.oha_rps"), get("flood.oha_rps")])
+    row_with_ratios(f"valid deliveries {label} at {rate:,.0f}/s", "ms", f"oha_{name}")
+row("  rate achieved", "req/s", each("oha_rps"))
 row("  answered other than 200, errors", "req",
-    [get("alone.oha_other") + get("alone.oha_errors"),
-     get("flood.oha_other") + get("flood.oha_errors")])
-row("flood, wrong signatures", "req/s", [math.nan, get("flood.flood_rps")])
-row("  answered other than 2xx (wrk)", "req", [math.nan, get("flood.flood_other")])
-row("  401s counted by the server", "req", [get("alone.server_401"), get("flood.server_401")])
-row("limit rejections counted", "req",
-    [get("alone.limit_rejections"), get("flood.limit_rejections")])
-row("peak memory (VmHWM)", "MiB",
-    [get("alone.peak_rss_kib") / 1024, get("flood.peak_rss_kib") / 1024])
+    [a + b for a, b in zip(each("oha_other"), each("oha_errors"))])
+row("flood, wrong signatures", "req/s", [math.nan] + each("flood_rps")[1:])
+row("  answered other than 2xx (wrk)", "req", [math.nan] + each("flood_other")[1:])
+row("  401s counted by the server", "req", each("server_401"))
+row("limit rejections counted", "req", each("limit_rejections"))
+row("peak memory (VmHWM)", "MiB", [v / 1024 for v in each("peak_rss_kib")])
 
 # Acknowledged means stored, and nothing wrongly signed is: stored = 200s + the probe's one.
 print()
-for name in ("alone", "flood"):
+for name in runs:
     stored, acked = get(f"{name}.stored_deliveries"), get(f"{name}.oha_ok") + 1
     errors = get(f"{name}.oha_errors") + get(f"{name}.oha_other")
     # Without -w, oha drops the requests in flight at its deadline: one per connection.
@@ -189,6 +211,21 @@ print()
 print("store checks passed" if not failures else "FAILED: " + ", ".join(failures))
 sys.exit(1 if failures else 0)
 EOF
+}
+
+# Adds FLOOD_ADDRESS to the loopback interface for run 3, unless it is empty, already there
+# (then it is used as it is) or this user may not; says why when it does not.
+add_flood_address() {
+    [[ -n $FLOOD_ADDRESS ]] || return 1
+    if ip -o addr show dev lo | grep -q " $FLOOD_ADDRESS/"; then
+        return 0
+    fi
+    if [[ $(id -u) != 0 ]] || ! ip addr add "$FLOOD_ADDRESS/32" dev lo 2>/dev/null; then
+        log "run 3 skipped: could not add $FLOOD_ADDRESS to lo (needs root)"
+        return 1
+    fi
+    ADDED_ADDRESS=$FLOOD_ADDRESS
+    trap 'cleanup_metahooks; ip addr del "$ADDED_ADDRESS/32" dev lo' EXIT
 }
 
 main() {
@@ -216,7 +253,10 @@ main() {
     write_wrk_script "$WORK/body.json" "$(tr 0-9a-f 1-9a-f0 <<<"$SIGNATURE")" "$WORK/forged.lua"
 
     measure alone
-    measure flood with-flood
+    measure flood 127.0.0.1
+    if add_flood_address; then
+        measure capped "$FLOOD_ADDRESS"
+    fi
 
     local status=0
     report | tee "$RESULTS/summary.txt" || status=$?

@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::error::Category;
+use serde_json::{Map, Number, Value};
 
 /// What the receiver keeps from the envelope: the object type and the number of entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +180,69 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for RootVisitor<E> {
         let mut object: String = object.ok_or_else(|| de::Error::missing_field("object"))?;
         crate::event::replace_nul(&mut object);
         Ok(Root { object, entry: entry.ok_or_else(|| de::Error::missing_field("entry"))? })
+    }
+}
+
+/// A JSON value as [`crate::split`] reads an entry: through a visitor of its own rather than
+/// serde_json's `Value` one, which with the `raw_value` feature on reads an object holding
+/// [`RESERVED_KEY`] as an embedded raw value. That key is refused, as the envelope check
+/// refuses it, and each NUL in a string is read as U+FFFD (see [`crate::split`]).
+pub(crate) struct Plain(pub(crate) Value);
+
+impl<'de> Deserialize<'de> for Plain {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PlainVisitor)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = Plain;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
+        Ok(Plain(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
+        Ok(Plain(Value::Number(v.into())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
+        Ok(Plain(Value::Number(v.into())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Plain, E> {
+        // JSON has no infinities or NaN, so this is always a number.
+        Ok(Plain(Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Plain, E> {
+        self.visit_string(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, mut v: String) -> Result<Plain, E> {
+        crate::event::replace_nul(&mut v);
+        Ok(Plain(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Plain, E> {
+        Ok(Plain(Value::Null))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Plain, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Plain(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Plain(Value::Array(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plain, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            refuse_reserved(&key)?;
+            let Plain(value) = map.next_value()?;
+            // A key given twice keeps its last value, as serde_json's own reader does.
+            fields.insert(key, value);
+        }
+        Ok(Plain(Value::Object(fields)))
     }
 }
 

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::envelope::Root;
+use crate::envelope::{Plain, Root};
 use crate::payload;
 
 /// One thing that happened, as decoded from a delivery.
@@ -289,11 +289,9 @@ pub enum DecodeError {
 pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
     // Read through the receiver's own envelope check, so that what it stored always splits
     // and both read the same `object`.
-    let Root { object, entry: mut entries } = serde_json::from_slice::<Root<Vec<Value>>>(body)
+    let Root { object, entry } = serde_json::from_slice::<Root<Vec<Plain>>>(body)
         .map_err(|e| if e.is_data() { DecodeError::NotEnvelope } else { DecodeError::Json(e) })?;
-    if !entries.iter_mut().all(clean) {
-        return Err(DecodeError::NotEnvelope);
-    }
+    let entries = entry.into_iter().map(|Plain(value)| value);
     let platform = Platform::from_object(&object);
     let mut events = Vec::new();
     for entry in entries {
@@ -306,23 +304,6 @@ pub fn split(body: &[u8]) -> Result<Vec<Event>, DecodeError> {
 pub(crate) fn replace_nul(text: &mut String) {
     if text.contains('\0') {
         *text = text.replace('\0', "\u{fffd}");
-    }
-}
-
-/// [`replace_nul`] in every string of `value` (object keys stay as they are: they reach the
-/// store only inside JSON, escaped). False if a key is one the envelope check refuses, which
-/// a body read with serde_json's `raw_value` feature off can still hold here.
-fn clean(value: &mut Value) -> bool {
-    match value {
-        Value::String(text) => {
-            replace_nul(text);
-            true
-        }
-        Value::Array(items) => items.iter_mut().all(clean),
-        Value::Object(fields) => {
-            !fields.contains_key(crate::envelope::RESERVED_KEY) && fields.values_mut().all(clean)
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => true,
     }
 }
 
