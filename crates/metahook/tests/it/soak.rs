@@ -215,7 +215,7 @@ async fn restarts_under_mixed_load_lose_nothing_apply_each_event_once_and_keep_m
 
     // The state after restarts is the state of one clean pass over the same deliveries.
     let clean = replay(&stored).await;
-    let clean_status = clean.settle().await;
+    let clean_status = settled(&clean).await;
     assert_eq!(clean_status["store"]["events"], status["store"]["events"]);
     for path in ["/api/messages", "/api/conversations"] {
         let after_restarts = all_items(&process.address, "admin", path).await;
@@ -269,6 +269,20 @@ async fn replay(stored: &[metahook::store::StoredDelivery]) -> TestApp {
         .count();
     posted.await;
     app
+}
+
+/// The app's status once its pipeline has nothing pending; an hour's deliveries can take
+/// longer than [`TestApp::settle`] waits.
+async fn settled(app: &TestApp) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let status = app.status().await;
+        if status["store"]["pending"] == 0 {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the clean pass did not settle: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every item of an admin list at `address`, sorted, following the cursor.
