@@ -28,14 +28,7 @@ async fn every_acknowledged_delivery_survives_sigkill_under_load() {
     let stored = stored_bodies(dir.path()).await;
     let lost = acked.difference(&stored).count();
     assert_eq!(lost, 0, "{lost} acknowledged deliveries lost");
-    let status: serde_json::Value = crate::helpers::client()
-        .get(format!("{}/meta/webhook/status", restarted.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = restarted.status().await.expect("a status");
     assert_eq!(status["store"]["deliveries"], stored.len());
 }
 

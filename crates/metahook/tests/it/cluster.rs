@@ -6,9 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
-use crate::helpers::{Options, TestApp, postgres_server, stored_in};
+use crate::helpers::{Options, TestApp, admin_list, postgres_server, stored_in};
 use crate::payloads::{PAGE, inbound, messenger};
 use crate::process::{Load, Process};
 
@@ -26,27 +24,6 @@ fn overlapping(n: usize) -> Vec<u8> {
         ),
     ];
     messenger(events).to_string().into_bytes()
-}
-
-async fn sorted(app: &TestApp, path: &str) -> Vec<Value> {
-    let mut items = app.items(path).await;
-    items.sort_by_key(|i| i.to_string());
-    items
-}
-
-async fn admin_items(address: &str, path: &str) -> Vec<Value> {
-    let page: Value = crate::helpers::client()
-        .get(format!("{address}{path}?limit=1000"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut items = page["items"].as_array().unwrap().clone();
-    items.sort_by_key(|i| i.to_string());
-    items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -91,17 +68,17 @@ async fn three_instances_with_one_killed_store_every_acknowledged_delivery_and_a
     let single_status = single.settle().await;
     assert_eq!(single_status["store"]["events"], status["store"]["events"]);
     for path in ["/api/messages", "/api/conversations"] {
-        let cluster = admin_items(&survivor.address, path).await;
-        assert_eq!(cluster, sorted(&single, path).await, "{path} differs");
+        let cluster = admin_list(&survivor.address, "admin", path).await;
+        assert_eq!(cluster, single.all_items(path).await, "{path} differs");
     }
-    let distinct: HashSet<String> = admin_items(&survivor.address, "/api/messages")
+    let distinct: HashSet<String> = admin_list(&survivor.address, "admin", "/api/messages")
         .await
         .iter()
         .map(|m| m["mid"].to_string())
         .collect();
     assert!(distinct.len() >= 600);
     assert!(
-        admin_items(&survivor.address, "/api/conversations")
+        admin_list(&survivor.address, "admin", "/api/conversations")
             .await
             .iter()
             .all(|c| c["account_id"] == PAGE)

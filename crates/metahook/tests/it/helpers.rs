@@ -177,6 +177,11 @@ impl TestApp {
         page["items"].as_array().unwrap().clone()
     }
 
+    /// Every item of an admin list, all pages, sorted by their JSON.
+    pub async fn all_items(&self, path: &str) -> Vec<serde_json::Value> {
+        admin_list(&self.url(""), ADMIN_TOKEN, path).await
+    }
+
     /// Waits until the pipeline has no work left (`store.pending` is 0), or panics after 20 s.
     pub async fn settle(&self) -> serde_json::Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -230,6 +235,31 @@ pub async fn database_url(dir: &Path) -> String {
 }
 
 /// Opens the store of the test whose files live in `dir`.
+/// Every item of the admin list `path` of the server at `address`, following the cursor
+/// through all pages, sorted by their JSON so that two servers' lists compare.
+pub async fn admin_list(address: &str, token: &str, path: &str) -> Vec<serde_json::Value> {
+    let (mut items, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page: serde_json::Value = client()
+            .get(format!("{address}{path}?limit=1000{after}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        items.extend(page["items"].as_array().expect("a list").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    items.sort_by_key(|v| v.to_string());
+    items
+}
+
 pub async fn store_in(dir: &Path) -> Store {
     let url = database_url(dir).await;
     match url.strip_prefix("sqlite://") {

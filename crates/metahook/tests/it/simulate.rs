@@ -118,22 +118,6 @@ async fn deliveries_carry_metas_headers_and_a_signature_over_the_exact_bytes() {
 }
 
 /// Every row of an admin list, however many pages it takes, sorted for comparison.
-async fn all_items(app: &TestApp, resource: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let page = app.admin(&format!("{resource}?limit=1000{after}")).await;
-        items.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    items.sort_by_key(|v| v.to_string());
-    items
-}
-
 #[tokio::test]
 async fn a_conversation_with_duplicates_out_of_order_ends_as_when_sent_once_in_order() {
     let conversation = ["--conversation", "all", "--count", "6", "--turns", "3", "--seed", "11"];
@@ -156,18 +140,18 @@ async fn a_conversation_with_duplicates_out_of_order_ends_as_when_sent_once_in_o
     let distinct: BTreeSet<&Vec<u8>> = bodies.iter().collect();
     assert!(distinct.len() < bodies.len(), "some deliveries were sent twice");
     for resource in ["/api/messages", "/api/conversations"] {
-        let expected = all_items(&in_order, resource).await;
+        let expected = in_order.all_items(resource).await;
         assert!(!expected.is_empty(), "{resource}");
-        assert_eq!(all_items(&shaken, resource).await, expected, "{resource}");
+        assert_eq!(shaken.all_items(resource).await, expected, "{resource}");
     }
     let events = |items: Vec<Value>| -> BTreeSet<String> {
         items.iter().map(|e| format!("{} {} {}", e["platform"], e["key"], e["status"])).collect()
     };
-    let expected = events(all_items(&in_order, "/api/events").await);
-    assert_eq!(events(all_items(&shaken, "/api/events").await), expected);
+    let expected = events(in_order.all_items("/api/events").await);
+    assert_eq!(events(shaken.all_items("/api/events").await), expected);
 
     // The thread's meaning reached the store: replies read, first messages edited, reactions.
-    let messages = all_items(&shaken, "/api/messages").await;
+    let messages = shaken.all_items("/api/messages").await;
     let outbound_read =
         messages.iter().filter(|m| m["direction"] == "out" && m["status"] == "read").count();
     assert_eq!(outbound_read, 6 * 3, "every reply ends read: {messages:#?}");

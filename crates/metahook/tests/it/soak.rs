@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Options, SECRET, TestApp, stored_in};
+use crate::helpers::{Options, SECRET, TestApp, admin_list, stored_in};
 use crate::process::{Process, free_port};
 
 struct Settings {
@@ -218,9 +218,8 @@ async fn restarts_under_mixed_load_lose_nothing_apply_each_event_once_and_keep_m
     let clean_status = settled(&clean).await;
     assert_eq!(clean_status["store"]["events"], status["store"]["events"]);
     for path in ["/api/messages", "/api/conversations"] {
-        let after_restarts = all_items(&process.address, "admin", path).await;
-        let once = all_items(&clean.url(""), ADMIN_TOKEN, path).await;
-        assert_eq!(after_restarts, once, "{path} differs");
+        let after_restarts = admin_list(&process.address, "admin", path).await;
+        assert_eq!(after_restarts, clean.all_items(path).await, "{path} differs");
     }
 
     // Memory: a process late in the run peaks no higher than the first did, give or take.
@@ -283,29 +282,4 @@ async fn settled(app: &TestApp) -> Value {
         assert!(Instant::now() < deadline, "the clean pass did not settle: {status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Every item of an admin list at `address`, sorted, following the cursor.
-async fn all_items(address: &str, token: &str, path: &str) -> Vec<Value> {
-    let client = crate::helpers::client();
-    let (mut items, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let page: Value = client
-            .get(format!("{}{path}?limit=1000{after}", address.trim_end_matches('/')))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        items.extend(page["items"].as_array().expect("a list").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    items.sort_by_key(|v| v.to_string());
-    items
 }
