@@ -72,12 +72,49 @@ pub struct Config {
 }
 
 /// Where the store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// An SQLite file, created if missing.
     Sqlite(PathBuf),
     /// A PostgreSQL database (`postgres://user:password@host:port/db`).
     Postgres(String),
+}
+
+/// Prints a PostgreSQL URL without its password, so that a debug print of the configuration
+/// is safe to log.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&without_password(url)).finish(),
+        }
+    }
+}
+
+/// `url` with the password of its user part and of a `password=` parameter replaced by `***`.
+fn without_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (address, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    // The last `@` ends the user part: an unescaped `@` in a password comes before it.
+    let address = match address.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{name}:***@{host}")
+        }
+        _ => address.to_owned(),
+    };
+    let mut out = format!("{scheme}://{address}");
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => "password=***".to_owned(),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{out}?{}", pairs.join("&"));
+    }
+    out
 }
 
 /// A configuration value that cannot be used.
@@ -490,5 +527,21 @@ mod tests {
         .unwrap();
         let printed = format!("{c:?}");
         assert!(!printed.contains("topsecret"), "{printed}");
+    }
+
+    #[test]
+    fn a_debug_print_of_the_database_url_holds_no_password() {
+        for (url, shown) in [
+            ("postgres://app:s3cr@t@db:5432/hooks", "postgres://app:***@db:5432/hooks"),
+            (
+                "postgres://app@db/hooks?password=s3cr@t&x=1",
+                "postgres://app@db/hooks?password=***&x=1",
+            ),
+            ("postgresql://db/hooks", "postgresql://db/hooks"),
+        ] {
+            let printed = format!("{:?}", DatabaseUrl::Postgres(url.into()));
+            assert!(!printed.contains("s3cr"), "{printed}");
+            assert_eq!(printed, format!("Postgres({shown:?})"));
+        }
     }
 }
