@@ -50,7 +50,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|v| bearer_token(v.as_bytes()))
         .unwrap_or_default();
     if token.matches(presented) {
         next.run(request).await
@@ -60,6 +60,13 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
         response
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme's name is matched in
+/// any case, as HTTP says of authentication schemes (RFC 9110, 11.1).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 async fn list(
