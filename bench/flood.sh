@@ -161,8 +161,8 @@ failures = []
 
 def fmt(value):
     if math.isnan(value):
-        return f"{'-':>12}"
-    return f"{value:>12,.0f}" if abs(value) >= 100 else f"{value:>12.2f}"
+        return f"{'-':>13}"
+    return f"{value:>13,.0f}" if abs(value) >= 100 else f"{value:>13.2f}"
 
 def row(label, unit, values):
     print(f"{label:<36}{unit:>7}" + "".join(fmt(v) for v in values))
@@ -179,7 +179,7 @@ print()
 print("capped: the flood from another address, rejection cap at its default" if "capped" in runs
       else "capped: skipped (BENCH_FLOOD_ADDRESS empty, or not root)")
 header = runs + [f"{name}/alone" for name in runs[1:]]
-print(f"{'':<36}{'unit':>7}" + "".join(f"{h:>12}" for h in header))
+print(f"{'':<36}{'unit':>7}" + "".join(f"{h:>13}" for h in header))
 for name, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
     row_with_ratios(f"valid deliveries {label} at {rate:,.0f}/s", "ms", f"oha_{name}")
 row("  rate achieved", "req/s", each("oha_rps"))
