@@ -156,7 +156,7 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline_max_attempts", "METAHOOK_PIPELINE_MAX_ATTEMPTS", Some("8")),
     ("pipeline_retry_base_ms", "METAHOOK_PIPELINE_RETRY_BASE_MS", Some("1000")),
     ("pipeline_retry_max_ms", "METAHOOK_PIPELINE_RETRY_MAX_MS", Some("900000")),
-    ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("512")),
+    ("pipeline_batch", "METAHOOK_PIPELINE_BATCH", Some("2048")),
     ("pipeline_batch_events", "METAHOOK_PIPELINE_BATCH_EVENTS", Some("2048")),
     ("pipeline", "METAHOOK_PIPELINE", Some("true")),
     ("database_pool_size", "METAHOOK_DATABASE_POOL_SIZE", Some("16")),
