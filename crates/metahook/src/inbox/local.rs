@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::{InboxError, Message, Receipt, Reply, Shared};
+use super::{InboxError, Message, Receipt, Reply, Shared, gather};
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, SqliteStore};
 
@@ -64,20 +64,7 @@ impl LocalWriter {
             .expect("the sync thread starts");
         let mut open = true;
         while open && let Some(first) = rx.blocking_recv() {
-            let mut batch = Vec::with_capacity(self.batch_max);
-            let mut waiters = Vec::with_capacity(self.batch_max);
-            let mut next = Some(first);
-            while let Some(message) = next {
-                match message {
-                    Message::Append(delivery, reply) => {
-                        batch.push(delivery);
-                        waiters.push(reply);
-                    }
-                    Message::Flush => {}
-                    Message::Close => open = false,
-                }
-                next = if open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
-            }
+            let (batch, waiters) = gather(first, &mut rx, self.batch_max, &mut open);
             if let Some(written) = self.write(batch, waiters) {
                 handoff.push(written);
             }

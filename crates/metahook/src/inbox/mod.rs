@@ -253,6 +253,31 @@ struct Commit {
     started: Instant,
 }
 
+/// Takes `first` and whatever else is waiting, up to `batch_max` deliveries; a `Close` among
+/// them clears `open`.
+fn gather(
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+    batch_max: usize,
+    open: &mut bool,
+) -> (Vec<NewDelivery>, Vec<Reply>) {
+    let mut batch = Vec::with_capacity(batch_max);
+    let mut waiters = Vec::with_capacity(batch_max);
+    let mut next = Some(first);
+    while let Some(message) = next {
+        match message {
+            Message::Append(delivery, reply) => {
+                batch.push(delivery);
+                waiters.push(reply);
+            }
+            Message::Flush => {}
+            Message::Close => *open = false,
+        }
+        next = if *open && batch.len() < batch_max { rx.try_recv().ok() } else { None };
+    }
+    (batch, waiters)
+}
+
 impl WriterState {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut commits: JoinSet<Commit> = JoinSet::new();
@@ -270,7 +295,7 @@ impl WriterState {
                         open = false;
                         continue;
                     };
-                    let (batch, waiters) = self.gather(first, &mut rx, &mut open);
+                    let (batch, waiters) = gather(first, &mut rx, self.batch_max, &mut open);
                     self.start(batch, waiters, &mut commits).await;
                 }
                 else => break,
@@ -290,32 +315,6 @@ impl WriterState {
         tracing::info!("inbox closed");
     }
 
-    /// Takes `first` and whatever else is waiting, up to a batch.
-    fn gather(
-        &self,
-        first: Message,
-        rx: &mut mpsc::Receiver<Message>,
-        open: &mut bool,
-    ) -> (Vec<NewDelivery>, Vec<Reply>) {
-        let mut batch = Vec::with_capacity(self.batch_max);
-        let mut waiters = Vec::with_capacity(self.batch_max);
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Message::Append(delivery, reply) => {
-                    batch.push(delivery);
-                    waiters.push(reply);
-                }
-                Message::Flush => {}
-                Message::Close => *open = false,
-            }
-            next = if *open && batch.len() < self.batch_max { rx.try_recv().ok() } else { None };
-        }
-        (batch, waiters)
-    }
-
-    /// Sends `batch` and the rejections counted so far to the database, or to the spool
-    /// while the spool holds anything.
     async fn start(
         &mut self,
         batch: Vec<NewDelivery>,
