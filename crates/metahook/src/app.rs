@@ -11,7 +11,7 @@ use crate::config::{Config, DatabaseUrl};
 use crate::http::{self, AppState, ConnectionLimits, Parts};
 use crate::inbox::{Inbox, InboxLimits, Spool};
 use crate::metrics::Metrics;
-use crate::pipeline::{Limits, Pipeline};
+use crate::pipeline::{Limits, Pipeline, Yielding};
 use crate::store::Store;
 use crate::store::work::RetryPolicy;
 
@@ -83,7 +83,12 @@ pub fn pipeline(config: &Config, store: &Store, metrics: &Metrics) -> Pipeline {
         retries: config.pipeline_batch * 4,
         lease_ms: config.pipeline_lease_ms as i64,
     };
-    Pipeline::new(store.clone(), metrics.clone(), policy, limits)
+    let yielding = Yielding {
+        ratio: config.pipeline_yield,
+        crowded_batch: config.pipeline_yield_batch,
+        max_lag_ms: config.pipeline_yield_max_lag_ms as i64,
+    };
+    Pipeline::new(store.clone(), metrics.clone(), policy, limits).with_yielding(yielding)
 }
 
 /// Opens (and migrates) the configured store.
@@ -147,8 +152,15 @@ pub async fn run(
         in_flight: config.inbox_commits_in_flight,
     };
     let spool = open_spool(&config, &store).await?;
-    let (inbox, writer) =
-        Inbox::start(store.clone(), metrics.clone(), limits, pipeline_wake.clone(), spool);
+    let crowding = pipeline.crowding();
+    let (inbox, writer) = Inbox::start(
+        store.clone(),
+        metrics.clone(),
+        limits,
+        pipeline_wake.clone(),
+        crowding,
+        spool,
+    );
     let (stop_pipeline, pipeline_stopping) = tokio::sync::watch::channel(false);
     let pipeline = if config.pipeline {
         Some(spawn_pipeline(pipeline, &store, pipeline_stopping))

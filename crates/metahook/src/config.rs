@@ -62,6 +62,13 @@ pub struct Config {
     pub database_pool_size: usize,
     /// How long work claimed by one instance stays reserved for it, in milliseconds.
     pub pipeline_lease_ms: u64,
+    /// While requests crowd the inbox, how many times as long as each step the pipeline rests
+    /// after it; 0 never rests.
+    pub pipeline_yield: u32,
+    /// Average deliveries per inbox commit from which requests count as crowding the inbox.
+    pub pipeline_yield_batch: usize,
+    /// Lag (oldest pending delivery) in milliseconds past which the pipeline no longer rests.
+    pub pipeline_yield_max_lag_ms: u64,
     /// Where deliveries wait while PostgreSQL cannot be reached.
     pub spool_path: PathBuf,
     /// Largest spool, in bytes; past it, deliveries get 503.
@@ -161,6 +168,9 @@ const KEYS: &[(&str, &str, Option<&str>)] = &[
     ("pipeline", "METAHOOK_PIPELINE", Some("true")),
     ("database_pool_size", "METAHOOK_DATABASE_POOL_SIZE", Some("16")),
     ("pipeline_lease_ms", "METAHOOK_PIPELINE_LEASE_MS", Some("60000")),
+    ("pipeline_yield", "METAHOOK_PIPELINE_YIELD", Some("4")),
+    ("pipeline_yield_batch", "METAHOOK_PIPELINE_YIELD_BATCH", Some("6")),
+    ("pipeline_yield_max_lag_ms", "METAHOOK_PIPELINE_YIELD_MAX_LAG_MS", Some("30000")),
     ("spool_path", "METAHOOK_SPOOL_PATH", Some("metahook.spool")),
     ("spool_limit", "METAHOOK_SPOOL_LIMIT", Some("1GiB")),
 ];
@@ -253,6 +263,13 @@ impl Config {
             parse(take("database_pool_size").expect("has a default"), positive)?;
         let pipeline_lease_ms =
             parse(take("pipeline_lease_ms").expect("has a default"), positive)? as u64;
+        let pipeline_yield = parse(take("pipeline_yield").expect("has a default"), |v| {
+            v.parse::<u32>().map_err(|e| format!("{e}: expected a whole number, 0 for no rest"))
+        })?;
+        let pipeline_yield_batch =
+            parse(take("pipeline_yield_batch").expect("has a default"), positive)?;
+        let pipeline_yield_max_lag_ms =
+            parse(take("pipeline_yield_max_lag_ms").expect("has a default"), positive)? as u64;
         let spool_path = parse(take("spool_path").expect("has a default"), |v| {
             if v.is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(v)) }
         })?;
@@ -283,6 +300,9 @@ impl Config {
             pipeline,
             database_pool_size,
             pipeline_lease_ms,
+            pipeline_yield,
+            pipeline_yield_batch,
+            pipeline_yield_max_lag_ms,
             spool_path,
             spool_limit,
         })
@@ -478,6 +498,9 @@ mod tests {
             ("METAHOOK_MAX_CONNECTIONS", "max_connections"),
             ("METAHOOK_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests"),
             ("METAHOOK_REJECT_LIMIT_PER_ADDRESS", "reject_limit_per_address"),
+            ("METAHOOK_PIPELINE_YIELD", "pipeline_yield"),
+            ("METAHOOK_PIPELINE_YIELD_BATCH", "pipeline_yield_batch"),
+            ("METAHOOK_PIPELINE_YIELD_MAX_LAG_MS", "pipeline_yield_max_lag_ms"),
         ] {
             let err =
                 Config::from_layers(None, &env(&[(var, "nonsense")])).unwrap_err().to_string();

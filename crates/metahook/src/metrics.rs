@@ -55,6 +55,7 @@ pub struct Metrics {
     pub dead_events: Counter,
     pub processing_duration: Histogram,
     pub pipeline_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub pipeline_yielded: Counter<f64, std::sync::atomic::AtomicU64>,
     pub spooled: Counter,
     pub limit_rejections: Family<LimitLabels, Counter>,
     pub open_connections: Gauge,
@@ -150,6 +151,12 @@ impl Metrics {
             "Now minus the arrival of the oldest delivery with work still pending",
             pipeline_lag.clone(),
         );
+        let pipeline_yielded = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "pipeline_yield_seconds",
+            "Time the pipeline rested to give way to requests crowding the inbox",
+            pipeline_yielded.clone(),
+        );
         let spooled = Counter::default();
         registry.register(
             "deliveries_spooled",
@@ -179,6 +186,7 @@ impl Metrics {
             dead_events,
             processing_duration,
             pipeline_lag,
+            pipeline_yielded,
             requests,
             deliveries_accepted,
             signature_rejections,

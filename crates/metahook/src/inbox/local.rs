@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::{InboxError, Message, Receipt, Reply, Shared, gather};
+use super::{Crowding, InboxError, Message, Receipt, Reply, Shared, gather};
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, SqliteStore};
 
@@ -33,6 +33,7 @@ pub(super) struct LocalWriter {
     pub shared: Arc<Shared>,
     pub batch_max: usize,
     pub committed: Arc<Notify>,
+    pub crowding: Arc<Crowding>,
 }
 
 impl LocalWriter {
@@ -91,6 +92,7 @@ impl LocalWriter {
             Ok(_) if batch.is_empty() => None,
             Ok(ids) => {
                 self.metrics.commit_batch_size.observe(batch.len() as f64);
+                self.crowding.observe(batch.len());
                 // The pipeline may read the batch before it is synced: whatever it records is
                 // written to the log after the batch, so no crash keeps the one without the
                 // other.

@@ -18,12 +18,13 @@ mod local;
 pub mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::clock;
 use crate::metrics::Metrics;
 use crate::store::{DeliveryId, NewDelivery, Store, StoreError};
 
@@ -37,6 +38,39 @@ const DRAIN_CHUNK: usize = 256;
 
 /// Chunks drained in a row before waiting requests are served.
 const DRAIN_ROUNDS: usize = 16;
+
+/// How long after the last commit the inbox still counts as crowded.
+const CROWDING_MEMORY_MS: i64 = 250;
+
+/// How crowded the inbox's recent commits were. Requests that arrive while a commit is on its
+/// way wait for the next one together, so commits of many deliveries each mean requests are
+/// queuing for the store: the pipeline then gives way to them (see
+/// [`crate::pipeline::Yielding`]).
+#[derive(Debug, Default)]
+pub struct Crowding {
+    /// A moving average of the deliveries per commit over about the last eight commits, in
+    /// sixteenths of a delivery.
+    average: AtomicU64,
+    /// When the last commit of deliveries was made, unix milliseconds.
+    last_commit_ms: AtomicI64,
+}
+
+impl Crowding {
+    /// Counts a commit of `deliveries`. Only the writer calls it.
+    fn observe(&self, deliveries: usize) {
+        let sample = (deliveries as u64).saturating_mul(16);
+        let average = self.average.load(Ordering::Relaxed);
+        self.average.store(average - average / 8 + sample / 8, Ordering::Relaxed);
+        self.last_commit_ms.store(clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether the recent commits averaged at least `deliveries` each and the last of them
+    /// was made within the last moments before `now_ms`.
+    pub fn is_crowded(&self, deliveries: usize, now_ms: i64) -> bool {
+        now_ms - self.last_commit_ms.load(Ordering::Relaxed) <= CROWDING_MEMORY_MS
+            && self.average.load(Ordering::Relaxed) >= (deliveries as u64).saturating_mul(16)
+    }
+}
 
 /// Where an acknowledged delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +140,13 @@ pub struct InboxLimits {
 
 impl Inbox {
     /// Starts the writer on `store`; `committed` is notified after every commit that stored
-    /// deliveries.
+    /// deliveries, and `crowding` counts those commits.
     pub fn start(
         store: Store,
         metrics: Metrics,
         limits: InboxLimits,
         committed: Arc<Notify>,
+        crowding: Arc<Crowding>,
         spool: Option<Spool>,
     ) -> (Self, Writer) {
         let (tx, rx) = mpsc::channel(limits.queue);
@@ -129,6 +164,7 @@ impl Inbox {
                     shared: shared.clone(),
                     batch_max: limits.batch_max,
                     committed,
+                    crowding,
                 };
                 let task = match writer.start(rx) {
                     Ok(finished) => tokio::spawn(async move {
@@ -149,6 +185,7 @@ impl Inbox {
                     shared: shared.clone(),
                     batch_max: limits.batch_max,
                     committed,
+                    crowding,
                     spool,
                     commit_timeout: limits.commit_timeout,
                     in_flight: limits.in_flight.max(1),
@@ -237,6 +274,7 @@ struct WriterState {
     shared: Arc<Shared>,
     batch_max: usize,
     committed: Arc<Notify>,
+    crowding: Arc<Crowding>,
     spool: Option<Spool>,
     commit_timeout: Duration,
     in_flight: usize,
@@ -362,6 +400,7 @@ impl WriterState {
                 self.shared.healthy.store(true, Ordering::Relaxed);
                 if size > 0 {
                     self.metrics.commit_batch_size.observe(size as f64);
+                    self.crowding.observe(size);
                     self.committed.notify_one();
                 }
                 for (waiter, id) in waiters.drain(..).zip(ids) {
@@ -475,5 +514,36 @@ impl WriterState {
         let (deliveries, bytes) = self.spool.as_ref().map(Spool::figures).unwrap_or((0, 0));
         self.shared.spooled.store(deliveries, Ordering::Relaxed);
         self.shared.spooled_bytes.store(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crowding_follows_the_recent_batch_sizes_and_fades_when_commits_stop() {
+        let crowding = Crowding::default();
+        assert!(!crowding.is_crowded(1, clock::now_ms()), "nothing committed yet");
+        for _ in 0..40 {
+            crowding.observe(10);
+        }
+        let now = clock::now_ms();
+        assert!(crowding.is_crowded(6, now) && crowding.is_crowded(9, now));
+        assert!(!crowding.is_crowded(11, now));
+        // A few single deliveries are not enough to call a crowd over; many are.
+        for _ in 0..2 {
+            crowding.observe(1);
+        }
+        assert!(crowding.is_crowded(6, clock::now_ms()));
+        for _ in 0..40 {
+            crowding.observe(1);
+        }
+        assert!(!crowding.is_crowded(2, clock::now_ms()));
+        for _ in 0..40 {
+            crowding.observe(10);
+        }
+        // Without commits, the crowd is over however large the last batches were.
+        assert!(!crowding.is_crowded(6, clock::now_ms() + CROWDING_MEMORY_MS + 1));
     }
 }

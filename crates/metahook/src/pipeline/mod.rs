@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use meta_webhooks::event::{Event, split};
 use tokio::sync::{Notify, watch};
@@ -22,6 +22,7 @@ pub use replay::ReplayFilter;
 
 use crate::clock;
 use crate::domain;
+use crate::inbox::Crowding;
 use crate::metrics::{EventLabels, Metrics};
 use crate::store::work::{Applied, Batch, Outcome, Planned, RetryPolicy};
 use crate::store::{DeliveryId, Store, StoreError};
@@ -39,6 +40,34 @@ pub struct Limits {
     /// How long work claimed by a step stays reserved for this instance: longer than any step
     /// takes, short enough that another instance soon takes over the work of a dead one.
     pub lease_ms: i64,
+}
+
+/// Longest rest between two steps while giving way to requests.
+const LONGEST_REST: Duration = Duration::from_secs(1);
+
+/// How the pipeline gives way to requests. While requests crowd the inbox (see [`Crowding`]),
+/// they are waiting for this machine's cores and its store, and whatever the pipeline does
+/// meanwhile makes them wait longer, however low its scheduling priority: the backlog can
+/// wait instead, and is applied when the crowd thins. So after each step the pipeline rests
+/// `ratio` times as long as the step took, unless the oldest pending delivery has waited
+/// `max_lag_ms` or more: from then on the backlog is as urgent as the requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Yielding {
+    /// Rest per unit of work; 0 never rests.
+    pub ratio: u32,
+    /// Average deliveries per inbox commit from which the inbox counts as crowded.
+    pub crowded_batch: usize,
+    /// Lag past which the pipeline no longer rests, in milliseconds.
+    pub max_lag_ms: i64,
+}
+
+impl Yielding {
+    /// The rest after a step that took `step`, given whether the inbox is `crowded` and the
+    /// lag last observed.
+    fn rest(&self, crowded: bool, lag_ms: i64, step: Duration) -> Option<Duration> {
+        let resting = self.ratio > 0 && crowded && lag_ms < self.max_lag_ms;
+        resting.then(|| step.saturating_mul(self.ratio).min(LONGEST_REST))
+    }
 }
 
 /// What one step did.
@@ -90,6 +119,11 @@ pub struct Pipeline {
     claim: Arc<AtomicUsize>,
     /// When the lag gauge was last refreshed, unix milliseconds.
     lag_observed: Arc<AtomicI64>,
+    /// The lag last observed, in milliseconds.
+    lag_ms: Arc<AtomicI64>,
+    /// How crowded the inbox is, told by its writer.
+    crowding: Arc<Crowding>,
+    yielding: Yielding,
 }
 
 impl Pipeline {
@@ -103,7 +137,21 @@ impl Pipeline {
             wake: Arc::new(Notify::new()),
             claim,
             lag_observed: Arc::new(AtomicI64::new(0)),
+            lag_ms: Arc::new(AtomicI64::new(0)),
+            crowding: Arc::new(Crowding::default()),
+            yielding: Yielding::default(),
         }
+    }
+
+    /// Gives way to requests as `yielding` says (by default it never rests).
+    pub fn with_yielding(mut self, yielding: Yielding) -> Self {
+        self.yielding = yielding;
+        self
+    }
+
+    /// What the inbox's writer counts its commits into, for the pipeline to give way.
+    pub fn crowding(&self) -> Arc<Crowding> {
+        self.crowding.clone()
     }
 
     /// A handle that wakes the workers when new deliveries are stored.
@@ -191,6 +239,7 @@ impl Pipeline {
             if *shutdown.borrow() {
                 break;
             }
+            let started = Instant::now();
             let prepared = match ahead.take() {
                 Some(prepared) => Ok(prepared),
                 None => self.prepare(None, &[]).await,
@@ -223,6 +272,13 @@ impl Pipeline {
                 }
             };
             if busy {
+                if let Some(rest) = self.rest_after(started.elapsed()) {
+                    self.metrics.pipeline_yielded.inc_by(rest.as_secs_f64());
+                    tokio::select! {
+                        () = tokio::time::sleep(rest) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 continue;
             }
             let wait = if failures == 0 { idle } else { backoff(idle, failures) };
@@ -233,6 +289,12 @@ impl Pipeline {
             }
         }
         tracing::info!("pipeline stopped");
+    }
+
+    /// How long to rest after a step that took `step`, if requests crowd the inbox.
+    fn rest_after(&self, step: Duration) -> Option<Duration> {
+        let crowded = self.crowding.is_crowded(self.yielding.crowded_batch, clock::now_ms());
+        self.yielding.rest(crowded, self.lag_ms.load(Ordering::Relaxed), step)
     }
 
     async fn plan_retries(
@@ -312,6 +374,7 @@ impl Pipeline {
     async fn observe_lag(&self, now: i64) -> Result<(), StoreError> {
         let lag = self.store.oldest_pending().await?.map(|t| (now - t).max(0)).unwrap_or(0);
         self.metrics.pipeline_lag.set(lag as f64 / 1000.0);
+        self.lag_ms.store(lag, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -342,5 +405,30 @@ fn bounded_platform(platform: &str) -> &'static str {
         "instagram" => "instagram",
         "whatsapp" => "whatsapp",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YIELDING: Yielding = Yielding { ratio: 4, crowded_batch: 6, max_lag_ms: 30_000 };
+
+    #[test]
+    fn a_crowded_inbox_gets_rests_in_proportion_to_each_step() {
+        let step = Duration::from_millis(20);
+        assert_eq!(YIELDING.rest(true, 0, step), Some(Duration::from_millis(80)));
+        assert_eq!(YIELDING.rest(true, 29_999, step), Some(Duration::from_millis(80)));
+        // A long step does not stop the pipeline for long.
+        assert_eq!(YIELDING.rest(true, 0, Duration::from_secs(2)), Some(LONGEST_REST));
+    }
+
+    #[test]
+    fn no_rest_without_a_crowd_past_the_lag_bound_or_when_switched_off() {
+        let step = Duration::from_millis(20);
+        assert_eq!(YIELDING.rest(false, 0, step), None);
+        assert_eq!(YIELDING.rest(true, 30_000, step), None);
+        assert_eq!(Yielding { ratio: 0, ..YIELDING }.rest(true, 0, step), None);
+        assert_eq!(Yielding::default().rest(true, 0, step), None);
     }
 }

@@ -1,9 +1,12 @@
 //! From stored deliveries to the domain: decoding, dedupe, application, retries, replay.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
+use tokio::task::JoinSet;
 
 use crate::fixtures;
-use crate::helpers::{ADMIN_TOKEN, TestApp, execute_sql};
+use crate::helpers::{ADMIN_TOKEN, Options, TestApp, execute_sql};
 use crate::payloads::*;
 
 async fn post(app: &TestApp, delivery: &Value) {
@@ -187,10 +190,41 @@ async fn the_same_mid_in_two_entries_of_one_delivery_is_applied_once() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_rests_while_requests_crowd_the_inbox_and_catches_up_after() {
+    // A crowd from one delivery per commit on: every commit counts, so the pipeline rests
+    // after each step for as long as deliveries keep arriving.
+    let options = Options::default()
+        .with("METAHOOK_PIPELINE_YIELD_BATCH", "1")
+        .with("METAHOOK_PIPELINE_YIELD", "8");
+    let app = Arc::new(TestApp::spawn_with(options).await);
+    let mut posters = JoinSet::new();
+    for poster in 0..16 {
+        let app = app.clone();
+        posters.spawn(async move {
+            for i in 0..25 {
+                let mid = format!("m_crowd_{poster}_{i}");
+                let body = json!({"object": "page", "entry": [{"id": PAGE, "time": i,
+                    "messaging": [inbound("U1", &mid, "hello", 1_000 + i)]}]});
+                assert_eq!(app.post_signed(body.to_string()).await.status(), 200);
+            }
+        });
+    }
+    while let Some(done) = posters.join_next().await {
+        done.unwrap();
+    }
+    let rested = app.metric("metahook_pipeline_yield_seconds_total").await;
+    assert!(rested > 0.0, "the pipeline never gave way to the requests");
+    let status = app.settle().await;
+    assert_eq!(status["store"]["events"], 400);
+    assert_eq!(status["counters"]["processed"], 400);
+    assert_eq!(app.items("/api/messages").await.len(), 400);
+}
+
 #[tokio::test]
 async fn a_failing_event_is_retried_parked_dead_and_applied_once_on_replay() {
     let app = TestApp::spawn_with(
-        crate::helpers::Options::default()
+        Options::default()
             .with("METAHOOK_PIPELINE_MAX_ATTEMPTS", "3")
             .with("METAHOOK_PIPELINE_RETRY_BASE_MS", "10"),
     )
