@@ -158,10 +158,11 @@ impl SqliteStore {
         conn.prepare_cached("BEGIN")?.execute([])?;
         let written = insert_deliveries(&conn, batch, rejected)
             .and_then(|ids| conn.prepare_cached("COMMIT")?.execute([]).map(|_| ids));
-        if written.is_err() && !conn.is_autocommit() {
-            if let Err(error) = conn.execute_batch("ROLLBACK") {
-                tracing::warn!(%error, "could not roll back a failed inbox commit");
-            }
+        if written.is_err()
+            && !conn.is_autocommit()
+            && let Err(error) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(%error, "could not roll back a failed inbox commit");
         }
         Ok(written?)
     }
