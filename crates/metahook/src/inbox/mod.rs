@@ -40,7 +40,7 @@ const DRAIN_CHUNK: usize = 256;
 const DRAIN_ROUNDS: usize = 16;
 
 /// How long after the last commit the inbox still counts as crowded.
-const CROWDING_MEMORY_MS: i64 = 250;
+const CROWDING_MEMORY_MS: i64 = 50;
 
 /// How crowded the inbox's recent commits were. Requests that arrive while a commit is on its
 /// way wait for the next one together, so commits of many deliveries each mean requests are

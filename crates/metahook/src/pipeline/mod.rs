@@ -45,6 +45,9 @@ pub struct Limits {
 /// Longest rest between two steps while giving way to requests.
 const LONGEST_REST: Duration = Duration::from_secs(1);
 
+/// How often a resting pipeline checks whether the crowd has thinned.
+const REST_SLICE: Duration = Duration::from_millis(10);
+
 /// How the pipeline gives way to requests. While requests crowd the inbox (see [`Crowding`]),
 /// they are waiting for this machine's cores and its store, and whatever the pipeline does
 /// meanwhile makes them wait longer, however low its scheduling priority: the backlog can
@@ -273,11 +276,12 @@ impl Pipeline {
             };
             if busy {
                 if let Some(rest) = self.rest_after(started.elapsed()) {
-                    self.metrics.pipeline_yielded.inc_by(rest.as_secs_f64());
+                    let rested = Instant::now();
                     tokio::select! {
-                        () = tokio::time::sleep(rest) => {}
+                        () = self.rest(rest) => {}
                         _ = shutdown.changed() => {}
                     }
+                    self.metrics.pipeline_yielded.inc_by(rested.elapsed().as_secs_f64());
                 }
                 continue;
             }
@@ -289,6 +293,21 @@ impl Pipeline {
             }
         }
         tracing::info!("pipeline stopped");
+    }
+
+    /// Rests for `rest`, or less if the crowd thins first: the backlog is taken up again
+    /// within a slice of the end of the load.
+    async fn rest(&self, rest: Duration) {
+        let until = Instant::now() + rest;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || !self.crowding.is_crowded(self.yielding.crowded_batch, clock::now_ms())
+            {
+                return;
+            }
+            tokio::time::sleep(left.min(REST_SLICE)).await;
+        }
     }
 
     /// How long to rest after a step that took `step`, if requests crowd the inbox.
