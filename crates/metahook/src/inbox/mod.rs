@@ -49,7 +49,7 @@ const CROWDING_MEMORY_MS: i64 = 50;
 #[derive(Debug, Default)]
 pub struct Crowding {
     /// A moving average of the deliveries per commit over about the last eight commits, in
-    /// sixteenths of a delivery.
+    /// sixteenths of a delivery; the first commit sets it.
     average: AtomicU64,
     /// When the last commit of deliveries was made, unix milliseconds.
     last_commit_ms: AtomicI64,
@@ -59,8 +59,11 @@ impl Crowding {
     /// Counts a commit of `deliveries`. Only the writer calls it.
     fn observe(&self, deliveries: usize) {
         let sample = (deliveries as u64).saturating_mul(16);
-        let average = self.average.load(Ordering::Relaxed);
-        self.average.store(average - average / 8 + sample / 8, Ordering::Relaxed);
+        let average = match self.average.load(Ordering::Relaxed) {
+            0 => sample,
+            average => average - average / 8 + sample / 8,
+        };
+        self.average.store(average, Ordering::Relaxed);
         self.last_commit_ms.store(clock::now_ms(), Ordering::Relaxed);
     }
 
@@ -525,6 +528,8 @@ mod tests {
     fn crowding_follows_the_recent_batch_sizes_and_fades_when_commits_stop() {
         let crowding = Crowding::default();
         assert!(!crowding.is_crowded(1, clock::now_ms()), "nothing committed yet");
+        crowding.observe(10);
+        assert!(crowding.is_crowded(10, clock::now_ms()), "the first commit sets the average");
         for _ in 0..40 {
             crowding.observe(10);
         }
