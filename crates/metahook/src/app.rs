@@ -34,10 +34,10 @@ async fn maintain(store: Store) {
 
 /// Starts the pipeline. With an embedded store (SQLite) its work competes with requests for
 /// this machine's cores, so it runs on a thread of its own at a lower scheduling priority,
-/// recording included (it writes only to the domain file, whose lock no request waits for):
-/// under saturation, acknowledging deliveries comes first and the backlog is applied with
-/// what is left. A database server does that work elsewhere, so the pipeline then shares
-/// the request runtime.
+/// recording included (it writes only to the domain file, whose lock no request waits for).
+/// The priority alone does not keep it out of the requests' way under saturation; its rests
+/// do (see [`crate::pipeline::Yielding`]). A database server does most of that work
+/// elsewhere, so the pipeline then shares the request runtime.
 fn spawn_pipeline(
     pipeline: Pipeline,
     store: &Store,
