@@ -16,6 +16,7 @@ use super::{DeliveryId, NewDelivery, StoreError, StoreStats, StoredDelivery};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_inbox.sql"),
     include_str!("../migrations/postgres/0002_pipeline.sql"),
+    include_str!("../migrations/postgres/0003_spool_id_partial.sql"),
 ];
 
 /// Any number taken for `pg_advisory_xact_lock`, so that instances starting together migrate
@@ -152,7 +153,7 @@ impl PostgresStore {
                 "INSERT INTO deliveries (received_at, object, entries, bytes, secret_index, body,
                      spool_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (spool_id) DO NOTHING",
+                 ON CONFLICT (spool_id) WHERE spool_id IS NOT NULL DO NOTHING",
             )
             .await?;
         let mut inserted = 0;
