@@ -7,10 +7,11 @@
 //! domain file to query both as one database.
 //!
 //! The inbox commits without a sync of its own (`synchronous=NORMAL`), and
-//! [`SqliteStore::sync_log`] makes everything committed so far durable with one sync of the
-//! write-ahead log. That lets the inbox write its next batch while the previous one is being
-//! synced, instead of holding the write lock through every sync. The domain file needs no
-//! sync per commit: what it holds is derived again from durable deliveries after a crash.
+//! [`SqliteStore::sync_log`] then makes the commit durable with one sync of the write-ahead
+//! log's data (`fdatasync`), after the write lock is released, so that nothing else waiting
+//! for the lock (`readyz`'s check, an operator's shell) waits for the disk too. The domain file
+//! needs no sync per commit: what it holds is derived again from durable deliveries after a
+//! crash.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -135,7 +136,7 @@ impl SqliteStore {
     }
 
     /// Appends deliveries and counts rejections in one durable commit.
-    pub(super) fn append(
+    pub(crate) fn append(
         &self,
         batch: &[NewDelivery],
         rejected: u64,
@@ -147,7 +148,7 @@ impl SqliteStore {
 
     /// Appends deliveries and counts rejections in one commit that is durable only after the
     /// next [`Self::sync_log`].
-    pub(crate) fn write_deliveries(
+    fn write_deliveries(
         &self,
         batch: &[NewDelivery],
         rejected: u64,
@@ -203,7 +204,7 @@ impl SqliteStore {
     /// Makes every commit made so far durable: one sync of the write-ahead log, which holds
     /// every commit since the last checkpoint (a checkpoint syncs the log before it copies
     /// the log into the database file, and the database file before the log is reused).
-    pub(crate) fn sync_log(&self) -> Result<(), StoreError> {
+    fn sync_log(&self) -> Result<(), StoreError> {
         self.log.sync()
     }
 
