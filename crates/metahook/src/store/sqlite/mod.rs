@@ -68,7 +68,8 @@ pub struct SqliteStore {
 /// to it through all of them.
 struct Log {
     path: PathBuf,
-    file: Mutex<File>,
+    /// The open log and its inode number.
+    file: Mutex<(File, u64)>,
 }
 
 impl SqliteStore {
@@ -305,27 +306,55 @@ impl Log {
         let mut name = path.as_os_str().to_owned();
         name.push("-wal");
         let path = PathBuf::from(name);
-        let file = File::open(&path).map_err(|source| Self::error(&path, source))?;
+        let file = Self::open_file(&path)?;
         Ok(Self { path, file: Mutex::new(file) })
     }
 
+    fn open_file(path: &Path) -> Result<(File, u64), StoreError> {
+        let file = File::open(path).map_err(|source| Self::error(path, source))?;
+        let inode = inode_number(&file).map_err(|source| Self::error(path, source))?;
+        Ok((file, inode))
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
-        let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // SQLite keeps its log file while any connection is open, but a sync of a file it had
         // replaced would make nothing durable: check, and follow it if it ever does.
-        let replaced = || -> std::io::Result<bool> {
-            Ok(std::fs::metadata(&self.path)?.ino() != file.metadata()?.ino())
-        };
-        if replaced().map_err(|source| Self::error(&self.path, source))? {
+        let now = inode_number_at(&self.path).map_err(|source| Self::error(&self.path, source))?;
+        if now != open.1 {
             tracing::warn!(path = %self.path.display(), "the write-ahead log was replaced");
-            *file = File::open(&self.path).map_err(|source| Self::error(&self.path, source))?;
+            *open = Self::open_file(&self.path)?;
         }
         // The data and what reading it back needs (its length), not the times of change.
-        file.sync_data().map_err(|source| Self::error(&self.path, source))
+        open.0.sync_data().map_err(|source| Self::error(&self.path, source))
     }
 
     fn error(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Sync { path: path.display().to_string(), source }
+    }
+}
+
+/// The inode number of an open file, asked for alone. A full `stat` also asks for the times
+/// of change, and on Linux 6.13 and later a file whose change time has been asked for gets a
+/// finer one at its next write: every write then changes the inode, and each sync of the
+/// log wrote the inode too (three device operations per acknowledgement batch instead of
+/// two, measured on ext4).
+fn inode_number(file: &File) -> std::io::Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    match statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::INO) {
+        Ok(stat) => Ok(stat.stx_ino),
+        Err(rustix::io::Errno::NOSYS) => Ok(file.metadata()?.ino()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The inode number of the file at `path`, asked for alone (see [`inode_number`]).
+fn inode_number_at(path: &Path) -> std::io::Result<u64> {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
+        Ok(stat) => Ok(stat.stx_ino),
+        Err(rustix::io::Errno::NOSYS) => Ok(std::fs::metadata(path)?.ino()),
+        Err(error) => Err(error.into()),
     }
 }
 
