@@ -21,12 +21,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle pipeline waits before looking for retries that came due.
 const PIPELINE_IDLE: Duration = Duration::from_millis(250);
 
-/// Runs the store's housekeeping once a second until aborted.
+/// Runs the store's housekeeping once a second, and sooner where the store asks for it,
+/// until aborted.
 async fn maintain(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tick.tick().await;
-        if let Err(error) = store.maintain().await {
+        let result = tokio::select! {
+            _ = tick.tick() => store.maintain().await,
+            () = store.housekeeping_due() => store.maintain_due().await,
+        };
+        if let Err(error) = result {
             tracing::warn!(%error, "store housekeeping failed");
         }
     }

@@ -7,8 +7,8 @@
 //! per request. A failed commit answers every waiter of that batch with an error (503
 //! upstream): nothing is acknowledged that is not on disk.
 //!
-//! With the embedded store (SQLite), the writer runs on threads of its own and overlaps each
-//! batch's commit with the previous batch's sync (see [`local`]).
+//! With the embedded store (SQLite), the writer is a thread of its own that commits, syncs and
+//! answers each batch (see [`local`]).
 //!
 //! With a [`Spool`] (PostgreSQL), a batch the database cannot take is appended to a local file
 //! and synced instead, and acknowledged; while the spool holds anything, new deliveries go

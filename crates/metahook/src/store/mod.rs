@@ -192,6 +192,26 @@ impl Store {
         }
     }
 
+    /// Completes when the store has housekeeping to do before the next regular round (the
+    /// SQLite inbox file's log is due for a checkpoint); never for PostgreSQL.
+    pub async fn housekeeping_due(&self) {
+        match self {
+            Self::Sqlite(s) => s.checkpoint_due().await,
+            Self::Postgres(_) => std::future::pending().await,
+        }
+    }
+
+    /// The housekeeping [`Self::housekeeping_due`] asked for.
+    pub async fn maintain_due(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.checkpoint_inbox()).await
+            }
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Leaves the store tidy at shutdown (SQLite folds its log into the database file).
     pub async fn close(&self) -> Result<(), StoreError> {
         match self {

@@ -322,3 +322,47 @@ async fn a_body_trickled_slower_than_the_timeout_is_cut_off_with_408_and_others_
     assert_eq!(app.stored().await.len(), 1);
     assert_eq!(app.metric(r#"metahook_limit_rejections_total{limit="body_timeout"}"#).await, 1.0);
 }
+
+#[tokio::test]
+async fn the_sqlite_inbox_log_is_copied_and_reused_while_deliveries_keep_coming() {
+    if crate::helpers::postgres_server().is_some() {
+        return;
+    }
+    let options = Options::default().with("METAHOOK_PIPELINE", "false");
+    let app = std::sync::Arc::new(TestApp::spawn_with(options).await);
+    let mut log = crate::helpers::db_path(app.dir.path()).into_os_string();
+    log.push("-wal");
+    // About 6 KiB each: 1,504 of them are 9 MiB, twice the log length (1,000 pages of 4 KiB)
+    // at which the housekeeping task copies the log into the inbox file.
+    let body = |n: usize| {
+        let text = "x".repeat(6_000);
+        format!(
+            r#"{{"object":"page","entry":[{{"id":"1","time":1,"messaging":[{{"sender":{{"id":"2"}},"recipient":{{"id":"1"}},"timestamp":1,"message":{{"mid":"m.{n}","text":"{text}"}}}}]}}]}}"#
+        )
+        .into_bytes()
+    };
+    // Sixteen clients posting one after another, so that commits keep coming while the log
+    // is checkpointed, and the log's length watched meanwhile.
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for n in 0..94 {
+                    assert_eq!(app.post_signed(body(client * 100 + n)).await.status(), 200);
+                }
+            })
+        })
+        .collect();
+    let mut longest = 0;
+    while !clients.iter().all(|c| c.is_finished()) {
+        longest = longest.max(std::fs::metadata(&log).unwrap().len());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert_eq!(app.stored().await.len(), 16 * 94);
+    // Without checkpoints, or with a log that is never started again from its beginning, it
+    // would hold all 9 MiB.
+    assert!(longest < 7 << 20, "the log grew to {longest} bytes");
+}
