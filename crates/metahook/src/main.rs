@@ -12,12 +12,6 @@ use metahook::pipeline::ReplayFilter;
 use metahook::status::StatusReport;
 use metahook::{app, config};
 
-/// mimalloc instead of the system allocator: every request allocates and frees its body,
-/// headers and futures on one thread or another, and glibc's allocator spent about 7% of a
-/// saturated server's CPU on that (its free lists consolidating under cross-thread frees).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "metahook", version, about = "A durable gateway for Meta webhooks")]
 struct Cli {
