@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::wal::CheckpointMode;
@@ -86,6 +86,8 @@ pub struct SqliteStore {
 struct Backfill {
     /// [`WRITING`], [`DUE`] or [`FINISHING`].
     stage: AtomicU8,
+    /// Pages in the log after the writer's last commit.
+    pages: AtomicI32,
     /// Woken when the stage becomes [`DUE`].
     due: Notify,
 }
@@ -367,6 +369,7 @@ impl Backfill {
     /// Called by SQLite on the inbox writer's connection after each commit, with the pages
     /// now in the log.
     fn after_commit(&self, wal: &mut rusqlite::hooks::Wal, pages: i32) {
+        self.pages.store(pages, Ordering::Relaxed);
         match self.stage.load(Ordering::Relaxed) {
             WRITING if i64::from(pages) > INBOX_CHECKPOINT_PAGES => {
                 self.stage.store(DUE, Ordering::Relaxed);
@@ -509,4 +512,50 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock leaves no half-done transaction behind: rusqlite rolls
     // back on drop, so the connection is still usable.
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(store: &SqliteStore, deliveries: usize) {
+        let delivery = |n: usize| NewDelivery {
+            received_at: n as i64,
+            object: "page".into(),
+            entries: 1,
+            secret_index: 0,
+            body: format!("{n:>4000}").into_bytes().into(),
+        };
+        let batch: Vec<_> = (0..deliveries).map(delivery).collect();
+        store.append(&batch, 0).unwrap();
+    }
+
+    #[test]
+    fn the_writer_finishes_a_checkpoint_that_a_reader_cut_short_and_the_log_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metahook.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Past the threshold: a background checkpoint is due.
+        for _ in 0..12 {
+            append(&store, 100);
+        }
+        assert_eq!(store.backfill.stage.load(Ordering::Relaxed), DUE);
+        // A reader still on the log's pages keeps the background checkpoint from copying the
+        // commit made after it started reading.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        reader.query_row("SELECT count(*) FROM deliveries", [], |_| Ok(())).unwrap();
+        append(&store, 10);
+        store.checkpoint_inbox().unwrap();
+        assert_eq!(store.backfill.stage.load(Ordering::Relaxed), FINISHING);
+        reader.execute_batch("COMMIT").unwrap();
+        // The writer's next commit copies the rest, and the one after starts the log again.
+        append(&store, 1);
+        let before = store.backfill.pages.load(Ordering::Relaxed);
+        assert_eq!(store.backfill.stage.load(Ordering::Relaxed), WRITING);
+        append(&store, 1);
+        let after = store.backfill.pages.load(Ordering::Relaxed);
+        assert!(i64::from(before) > INBOX_CHECKPOINT_PAGES, "{before} pages before");
+        assert!(after < 10, "{after} pages after the log started again");
+    }
 }
