@@ -362,7 +362,7 @@ async fn the_sqlite_inbox_log_is_copied_and_reused_while_deliveries_keep_coming(
         client.await.unwrap();
     }
     assert_eq!(app.stored().await.len(), 16 * 94);
-    // Without checkpoints, or with a log that is never started again from its beginning, it
-    // would hold all 9 MiB.
-    assert!(longest < 7 << 20, "the log grew to {longest} bytes");
+    // It reaches about 4 MiB here. Without checkpoints, or with a log that is never started
+    // again from its beginning, it holds every page written: 19 MiB.
+    assert!(longest < 12 << 20, "the log grew to {longest} bytes");
 }
