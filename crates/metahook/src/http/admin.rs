@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -100,7 +101,14 @@ async fn list(
     }
 }
 
-async fn retry_one(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+/// A malformed id gets the API's JSON error, not the extractor's plain text.
+async fn retry_one(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return ApiError::bad_request("an event id is a number").into_response();
+    };
     let filter = ReplayFilter { id: Some(id), ..ReplayFilter::default() };
     match state.inner.store.replay(filter).await {
         Ok(0) => ApiError::not_found().into_response(),

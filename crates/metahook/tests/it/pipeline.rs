@@ -315,6 +315,21 @@ async fn the_admin_api_needs_the_token_and_pages_with_a_cursor() {
 }
 
 #[tokio::test]
+async fn an_event_id_that_is_not_a_number_gets_the_apis_json_error() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post(app.url("/api/events/not-a-number/retry"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "an event id is a number");
+}
+
+#[tokio::test]
 async fn without_an_admin_token_the_admin_api_does_not_exist() {
     let app =
         TestApp::spawn_with(crate::helpers::Options::default().without("METAHOOK_ADMIN_TOKEN"))
