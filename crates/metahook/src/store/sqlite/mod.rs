@@ -14,7 +14,6 @@
 //! crash.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -401,7 +400,8 @@ impl Log {
 
     fn open_file(path: &Path) -> Result<(File, u64), StoreError> {
         let file = File::open(path).map_err(|source| Self::error(path, source))?;
-        let inode = inode_number(&file).map_err(|source| Self::error(path, source))?;
+        let inode = inode_number(&file, Path::new(""), rustix::fs::AtFlags::EMPTY_PATH)
+            .map_err(|source| Self::error(path, source))?;
         Ok((file, inode))
     }
 
@@ -409,7 +409,8 @@ impl Log {
         let mut open = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // SQLite keeps its log file while any connection is open, but a sync of a file it had
         // replaced would make nothing durable: check, and follow it if it ever does.
-        let now = inode_number_at(&self.path).map_err(|source| Self::error(&self.path, source))?;
+        let now = inode_number(rustix::fs::CWD, &self.path, rustix::fs::AtFlags::empty())
+            .map_err(|source| Self::error(&self.path, source))?;
         if now != open.1 {
             tracing::warn!(path = %self.path.display(), "the write-ahead log was replaced");
             *open = Self::open_file(&self.path)?;
@@ -423,26 +424,21 @@ impl Log {
     }
 }
 
-/// The inode number of an open file, asked for alone. A full `stat` also asks for the times
-/// of change, and on Linux 6.13 and later a file whose change time has been asked for gets a
-/// finer one at its next write: every write then changes the inode, and each sync of the
-/// log wrote the inode too (three device operations per acknowledgement batch instead of
-/// two, measured on ext4).
-fn inode_number(file: &File) -> std::io::Result<u64> {
-    use rustix::fs::{AtFlags, StatxFlags, statx};
-    match statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::INO) {
+/// The inode number of the file at `path` under `dir` (or of `dir` itself, with
+/// `AtFlags::EMPTY_PATH` and an empty path), asked for alone. A full `stat` also asks for the
+/// times of change, and on Linux 6.13 and later a file whose change time has been asked for
+/// gets a finer one at its next write: every write then changes the inode, and each sync of
+/// the log wrote the inode too (three device operations per acknowledgement batch instead of
+/// two, measured on ext4). Kernels without `statx` get a full `stat`.
+fn inode_number(
+    dir: impl rustix::fd::AsFd,
+    path: &Path,
+    flags: rustix::fs::AtFlags,
+) -> std::io::Result<u64> {
+    use rustix::fs::{StatxFlags, statat, statx};
+    match statx(&dir, path, flags, StatxFlags::INO) {
         Ok(stat) => Ok(stat.stx_ino),
-        Err(rustix::io::Errno::NOSYS) => Ok(file.metadata()?.ino()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// The inode number of the file at `path`, asked for alone (see [`inode_number`]).
-fn inode_number_at(path: &Path) -> std::io::Result<u64> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
-        Ok(stat) => Ok(stat.stx_ino),
-        Err(rustix::io::Errno::NOSYS) => Ok(std::fs::metadata(path)?.ino()),
+        Err(rustix::io::Errno::NOSYS) => Ok(statat(&dir, path, flags)?.st_ino),
         Err(error) => Err(error.into()),
     }
 }
