@@ -41,6 +41,7 @@ VERIFY_TOKEN=metahook-bench-verify-token
 WORK=""
 PG_URL=""
 BARE_PID=""
+SIGNATURE=""
 
 if [[ ${1:-} == --help ]]; then
     sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -54,17 +55,6 @@ Environment (default):
 EOF
     exit 0
 fi
-
-cleanup() {
-    stop_all_metahooks
-    if [[ -n $BARE_PID ]]; then kill "$BARE_PID" 2>/dev/null || true; fi
-    if [[ -n $PG_URL ]]; then bash .ci/postgres.sh stop "$WORK/pg" || true; fi
-    if [[ -n $WORK && $KEEP -eq 1 ]]; then
-        log "kept $WORK"
-    elif [[ -n $WORK ]]; then
-        rm -rf "$WORK"
-    fi
-}
 
 # Prints "name ticks" lines: the CPU time (user + system, in clock ticks) of each thread of each
 # process given, and of the PostgreSQL cluster's processes when it runs (listed anew each time:
@@ -180,7 +170,7 @@ main() {
     mkdir -p "$RESULTS"
     RESULTS=$(realpath "$RESULTS")
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/metahook-cost.XXXXXX")
-    trap cleanup EXIT
+    trap cleanup_servers EXIT
     if [[ $BUILD -eq 0 ]]; then
         log "BENCH_BUILD=0: using the binaries as they are"
     else
@@ -193,18 +183,10 @@ main() {
     SIGNATURE=$(sign "$WORK/body.json")
     write_wrk_script "$WORK/body.json" "$SIGNATURE" "$WORK/post.lua"
 
-    port_free "$BARE_PORT"
-    "$BARE_BIN" "127.0.0.1:$BARE_PORT" >>"$RESULTS/bare.log" 2>&1 &
-    BARE_PID=$!
-    for _ in $(seq 100); do
-        [[ $(post "$BARE_PORT" "$SIGNATURE") == 200 ]] && break
-        sleep 0.1
-    done
+    start_bare
     log "bare: wrk, $CONNECTIONS connections, $SECS s"
     measure bare "$BARE_PORT" "$BARE_PID"
-    kill "$BARE_PID"
-    wait "$BARE_PID" 2>/dev/null || true
-    BARE_PID=""
+    stop_bare
 
     start_metahook sqlite "$PORT" "sqlite://$WORK/metahook.db" METAHOOK_PIPELINE=false
     probe "$PORT"
@@ -213,10 +195,8 @@ main() {
     stop_metahook sqlite
 
     if [[ $POSTGRES -eq 1 ]]; then
-        chmod 755 "$WORK"
-        PG_URL=$(bash .ci/postgres.sh start "$WORK/pg") || die "could not start PostgreSQL"
-        psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "create database bench_cost" >/dev/null
-        start_metahook postgres "$PORT" "${PG_URL%/*}/bench_cost" METAHOOK_PIPELINE=false
+        start_postgres
+        start_metahook postgres "$PORT" "$(fresh_database cost)" METAHOOK_PIPELINE=false
         probe "$PORT"
         log "metahook on PostgreSQL, pipeline off: wrk, $CONNECTIONS connections, $SECS s"
         measure postgres "$PORT" "${SERVER_PID[postgres]}"

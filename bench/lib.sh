@@ -357,6 +357,60 @@ watch_drain() {
     return 1
 }
 
+# --- bare and PostgreSQL, for the scripts that compare against them -----------------------
+# They use BARE_BIN, BARE_PORT, BARE_PID, PG_URL, WORK, RESULTS, KEEP and SIGNATURE.
+
+# For the EXIT trap of those scripts: stops every server still running (metahook, bare,
+# PostgreSQL) and removes WORK, unless KEEP is 1.
+# shellcheck disable=SC2317  # runs from the EXIT trap
+cleanup_servers() {
+    stop_all_metahooks
+    if [[ -n $BARE_PID ]]; then kill "$BARE_PID" 2>/dev/null || true; fi
+    if [[ -n $PG_URL ]]; then
+        bash .ci/postgres.sh stop "$WORK/pg" || log "warning: could not stop PostgreSQL in $WORK/pg"
+    fi
+    if [[ -n $WORK && $KEEP -eq 1 ]]; then
+        log "kept $WORK"
+    elif [[ -n $WORK ]]; then
+        rm -rf "$WORK"
+    fi
+}
+
+# Starts a throwaway PostgreSQL cluster in $WORK/pg; PG_URL is its URL.
+start_postgres() {
+    # The server runs as the postgres user when this runs as root: it must reach its directory.
+    chmod 755 "$WORK"
+    PG_URL=$(bash .ci/postgres.sh start "$WORK/pg") || die "could not start PostgreSQL"
+    log "PostgreSQL ready: $PG_URL"
+    cp "$WORK/pg/postgresql.conf" "$RESULTS/postgresql.conf" 2>/dev/null || true
+}
+
+# Creates database bench_$1 in the cluster and prints its URL.
+fresh_database() {
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "create database bench_$1" >/dev/null ||
+        die "could not create database bench_$1"
+    echo "${PG_URL%/*}/bench_$1"
+}
+
+# Starts the bare server on BARE_PORT and waits until it answers the signed body with 200.
+start_bare() {
+    port_free "$BARE_PORT"
+    "$BARE_BIN" "127.0.0.1:$BARE_PORT" >>"$RESULTS/bare.log" 2>&1 &
+    BARE_PID=$!
+    for _ in $(seq 100); do
+        [[ $(post "$BARE_PORT" "$SIGNATURE") == 200 ]] && return
+        running "$BARE_PID" || break
+        sleep 0.1
+    done
+    die "the bare server did not answer 200 within 10 s (see $RESULTS/bare.log)"
+}
+
+stop_bare() {
+    kill "$BARE_PID" 2>/dev/null || true
+    wait "$BARE_PID" 2>/dev/null || true
+    BARE_PID=""
+}
+
 # --- simulate -------------------------------------------------------------------------------
 
 # simulate NAME PORT ARGS...: posts realistic signed traffic with `metahook simulate --json` to

@@ -28,7 +28,6 @@
 # Usage: bash bench/postgres.sh [--help]. Paths are from the repo root. Runs for about 5 minutes.
 # Exit status: 0 every target met, 1 a target missed or the store check failed, 2 setup failed.
 
-# shellcheck disable=SC2317  # cleanup runs from the EXIT trap
 set -Eeuo pipefail
 trap 'log "failed: line $LINENO: $BASH_COMMAND"; exit 2' ERR
 # shellcheck source=bench/lib.sh
@@ -88,56 +87,6 @@ build() {
     fi
     [[ -x $METAHOOK_BIN ]] || die "no $METAHOOK_BIN"
     [[ -x $BARE_BIN ]] || die "no $BARE_BIN"
-}
-
-cleanup() {
-    stop_all_metahooks
-    if [[ -n $BARE_PID ]]; then kill "$BARE_PID" 2>/dev/null || true; fi
-    if [[ -n $PG_URL ]]; then
-        bash .ci/postgres.sh stop "$WORK/pg" || log "warning: could not stop PostgreSQL in $WORK/pg"
-    fi
-    if [[ -n $WORK && $KEEP -eq 1 ]]; then
-        log "kept $WORK"
-    elif [[ -n $WORK ]]; then
-        rm -rf "$WORK"
-    fi
-}
-
-# --- PostgreSQL -----------------------------------------------------------------------------
-
-start_postgres() {
-    # The server runs as the postgres user when this runs as root: it must reach its directory.
-    chmod 755 "$WORK"
-    PG_URL=$(bash .ci/postgres.sh start "$WORK/pg") || die "could not start PostgreSQL"
-    log "PostgreSQL ready: $PG_URL"
-    cp "$WORK/pg/postgresql.conf" "$RESULTS/postgresql.conf" 2>/dev/null || true
-}
-
-# Creates database bench_$1 in the cluster and prints its URL.
-fresh_database() {
-    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "create database bench_$1" >/dev/null ||
-        die "could not create database bench_$1"
-    echo "${PG_URL%/*}/bench_$1"
-}
-
-# --- servers --------------------------------------------------------------------------------
-
-start_bare() {
-    port_free "$BARE_PORT"
-    "$BARE_BIN" "127.0.0.1:$BARE_PORT" >>"$RESULTS/bare.log" 2>&1 &
-    BARE_PID=$!
-    for _ in $(seq 100); do
-        [[ $(post "$BARE_PORT" "$SIGNATURE") == 200 ]] && return
-        running "$BARE_PID" || break
-        sleep 0.1
-    done
-    die "the bare server did not answer 200 within 10 s (see $RESULTS/bare.log)"
-}
-
-stop_bare() {
-    kill "$BARE_PID" 2>/dev/null || true
-    wait "$BARE_PID" 2>/dev/null || true
-    BARE_PID=""
 }
 
 # start_instance NAME PORT [VAR=VALUE...]: a metahook instance, probed, on a fresh database of
@@ -384,7 +333,7 @@ main() {
     build
 
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/metahook-postgres.XXXXXX")
-    trap cleanup EXIT
+    trap cleanup_servers EXIT
     trap 'exit 130' INT TERM
     mkdir -p "$RESULTS"
     : >"$WORK/results"
